@@ -1,0 +1,95 @@
+"""Knowledge files (YAML), loaded once and checked against a schema.
+
+Knowledge is data: adding a signature, a label or a binary is editing a YAML file here,
+and a malformed file fails loudly at load time with the path to the bad value.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+import yaml
+
+
+class KnowledgeError(ValueError):
+    pass
+
+
+# A tiny schema language: a type, a list `[schema]`, a dict of fixed keys (a key ending in
+# "?" is optional), or `{str: schema}` for a mapping with free keys.
+_STR_LIST = [str]
+SCHEMAS: dict[str, Any] = {
+    "headers": {str: (dict, list)},
+    "system_binaries": {
+        "binaries": {str: {"folders": _STR_LIST, "max_instances?": int}},
+        "worm_folders": [{"path": str, "family": (str, type(None)), "confidence": str}],
+    },
+    "network_signatures": {
+        "signatures": [
+            {
+                "name": str,
+                "kind": str,
+                "severity": str,
+                "attack": str,
+                "cve": _STR_LIST,
+                "match": str,
+                "ids": {str: _STR_LIST},
+                "confidence": str,
+            }
+        ]
+    },
+    "network": {
+        "smb_fanout": {
+            "ports": [int],
+            "window_minutes": (int, float),
+            "min_distinct_targets": int,
+            "scan_failed_ratio": (int, float),
+        },
+        "failed_actions": _STR_LIST,
+    },
+}
+
+
+def _check(value: Any, schema: Any, where: str) -> None:
+    if isinstance(schema, list):
+        if not isinstance(value, list):
+            raise KnowledgeError(f"{where}: expected a list, got {type(value).__name__}")
+        for i, item in enumerate(value):
+            _check(item, schema[0], f"{where}[{i}]")
+    elif isinstance(schema, dict):
+        if not isinstance(value, dict):
+            raise KnowledgeError(f"{where}: expected a mapping, got {type(value).__name__}")
+        if str in schema:
+            for k, v in value.items():
+                if not isinstance(k, str):
+                    raise KnowledgeError(f"{where}: key {k!r} is not a string")
+                _check(v, schema[str], f"{where}.{k}")
+            return
+        for key, sub in schema.items():
+            optional = key.endswith("?")
+            name = key.rstrip("?")
+            if name not in value:
+                if optional:
+                    continue
+                raise KnowledgeError(f"{where}: missing key {name!r}")
+            _check(value[name], sub, f"{where}.{name}")
+        unknown = set(value) - {k.rstrip("?") for k in schema}
+        if unknown:
+            raise KnowledgeError(f"{where}: unknown keys {sorted(unknown)}")
+    elif not isinstance(value, schema) or (schema is int and isinstance(value, bool)):
+        raise KnowledgeError(f"{where}: expected {schema}, got {value!r}")
+
+
+def validate(name: str, data: Any) -> Any:
+    """Check `data` against the schema of knowledge file `name`; return it unchanged."""
+    _check(data, SCHEMAS[name], name)
+    return data
+
+
+@cache
+def load(name: str) -> Any:
+    """Load and validate `knowledge/<name>.yaml`."""
+    text = files(__package__).joinpath(f"{name}.yaml").read_text(encoding="utf-8")
+    return validate(name, yaml.safe_load(text))

@@ -1,0 +1,228 @@
+"""Record kinds (one case-store table each) and the one Finding type.
+
+A record kind is a named list of typed columns. Parsers emit rows of a kind; the store
+creates one DuckDB table per kind from the same definition, so the schema is written
+once. Every table starts with the provenance columns: the evidence file, the physical
+line in it, and the host the record describes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    sql: str  # DuckDB type
+    arrow: pa.DataType
+    doc: str = ""
+
+
+def _c(name: str, sql: str, doc: str = "") -> Column:
+    arrow = {
+        "VARCHAR": pa.string(),
+        "INTEGER": pa.int32(),
+        "BIGINT": pa.int64(),
+        "BOOLEAN": pa.bool_(),
+        "TIMESTAMP": pa.timestamp("us"),
+        "VARCHAR[]": pa.list_(pa.string()),
+    }[sql]
+    return Column(name, sql, arrow, doc)
+
+
+PROVENANCE = (
+    _c("evidence_id", "INTEGER", "evidence file (see the evidence table for path and sha256)"),
+    _c("line", "BIGINT", "1-based physical line in the evidence file"),
+    _c("host", "VARCHAR", "host the record describes (a device name for network logs)"),
+)
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    columns: tuple[Column, ...]
+    doc: str = ""
+
+    @property
+    def all_columns(self) -> tuple[Column, ...]:
+        return PROVENANCE + self.columns
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.all_columns]
+
+    @property
+    def arrow_schema(self) -> pa.Schema:
+        return pa.schema([pa.field(c.name, c.arrow) for c in self.all_columns])
+
+
+FLOWS = Kind(
+    "flows",
+    (
+        _c("offset", "BIGINT", "byte offset of the line, to quote it back"),
+        _c("ts", "TIMESTAMP", "session time, UTC when the zone is known"),
+        _c("src_ip", "VARCHAR"),
+        _c("src_port", "INTEGER"),
+        _c("dst_ip", "VARCHAR"),
+        _c("dst_port", "INTEGER"),
+        _c("proto", "INTEGER", "IP protocol number"),
+        _c("action", "VARCHAR", "vendor action word (accept, deny, close, timeout ...)"),
+        _c("service", "VARCHAR"),
+        _c("bytes_out", "BIGINT"),
+        _c("bytes_in", "BIGINT"),
+        _c("pkts_in", "BIGINT"),
+        _c("duration", "BIGINT", "seconds"),
+        _c("vendor", "VARCHAR"),
+    ),
+    "Network sessions from firewall traffic logs",
+)
+
+NET_ALERTS = Kind(
+    "net_alerts",
+    (
+        _c("offset", "BIGINT"),
+        _c("ts", "TIMESTAMP"),
+        _c("src_ip", "VARCHAR"),
+        _c("src_port", "INTEGER"),
+        _c("dst_ip", "VARCHAR"),
+        _c("dst_port", "INTEGER"),
+        _c("proto", "INTEGER"),
+        _c("signature", "VARCHAR", "signature / attack name as the sensor printed it"),
+        _c("signature_id", "VARCHAR"),
+        _c("severity", "VARCHAR"),
+        _c("action", "VARCHAR"),
+        _c("vendor", "VARCHAR"),
+    ),
+    "IPS/IDS alerts",
+)
+
+SOCKETS = Kind(
+    "sockets",
+    (
+        _c("proto", "VARCHAR", "TCP or UDP"),
+        _c("local_ip", "VARCHAR"),
+        _c("local_port", "INTEGER"),
+        _c("remote_ip", "VARCHAR"),
+        _c("remote_port", "INTEGER"),
+        _c("state", "VARCHAR", "state word as printed (English on zh-CN too)"),
+        _c("listening", "BOOLEAN", "TCP with foreign address 0.0.0.0:0 / [::]:0"),
+        _c("pid", "INTEGER"),
+        _c("image", "VARCHAR", "netstat -b image name"),
+        _c("component", "VARCHAR", "netstat -b service/component line"),
+    ),
+    "Connections and listeners from netstat",
+)
+
+PROCESSES = Kind(
+    "processes",
+    (
+        _c("pid", "INTEGER"),
+        _c("ppid", "INTEGER"),
+        _c("name", "VARCHAR", "image name (tasklist truncates at 25 characters)"),
+        _c("image_path", "VARCHAR"),
+        _c("command_line", "VARCHAR"),
+        _c("session_name", "VARCHAR"),
+        _c("session", "INTEGER"),
+        _c("mem_kb", "BIGINT"),
+        _c("status", "VARCHAR"),
+        _c("user", "VARCHAR"),
+        _c("cpu_time", "VARCHAR"),
+        _c("window_title", "VARCHAR"),
+        _c("services", "VARCHAR[]"),
+        _c("created", "TIMESTAMP", "UTC"),
+        _c("source", "VARCHAR", "tasklist, tasklist-v, tasklist-svc, tasklist-csv, wmic"),
+    ),
+    "Running processes from tasklist / wmic",
+)
+
+HOST_INFO = Kind(
+    "host_info",
+    (
+        _c("hostname", "VARCHAR"),
+        _c("os_name", "VARCHAR"),
+        _c("os_version", "VARCHAR", "as printed, e.g. 6.1.7601 Service Pack 1 Build 7601"),
+        _c("os_build", "INTEGER"),
+        _c("service_pack", "VARCHAR"),
+        _c("system_type", "VARCHAR"),
+        _c("domain", "VARCHAR"),
+        _c("install_date", "TIMESTAMP", "local time of the host"),
+        _c("boot_time", "TIMESTAMP", "local time of the host"),
+        _c("time_zone", "VARCHAR"),
+        _c("utc_offset_min", "INTEGER"),
+        _c("locale", "VARCHAR", "System Locale line"),
+        _c("language", "VARCHAR", "language of the labels: en or zh-CN"),
+        _c("ips", "VARCHAR[]", "NIC addresses"),
+        _c("hotfixes_declared", "INTEGER", "N of `N Hotfix(s) Installed.`"),
+        _c("hotfixes_listed", "INTEGER"),
+    ),
+    "systeminfo: OS, build and patch summary",
+)
+
+HOTFIXES = Kind(
+    "hotfixes",
+    (
+        _c("hotfix", "VARCHAR", "KB number when there is one, else the raw item"),
+        _c("raw", "VARCHAR"),
+        _c("source", "VARCHAR"),
+    ),
+    "Installed updates",
+)
+
+ASSETS = Kind(
+    "assets",
+    (
+        _c("hostname", "VARCHAR"),
+        _c("ip", "VARCHAR"),
+        _c("os", "VARCHAR"),
+        _c("role", "VARCHAR"),
+        _c("owner", "VARCHAR"),
+        _c("av_installed", "BOOLEAN"),
+        _c("av_forbidden", "BOOLEAN", "the vendor of the business software forbids antivirus"),
+    ),
+    "Asset inventory",
+)
+
+KINDS: dict[str, Kind] = {k.name: k for k in (FLOWS, NET_ALERTS, SOCKETS, PROCESSES, HOST_INFO, HOTFIXES, ASSETS)}
+
+
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+
+
+@dataclass(frozen=True)
+class EvidenceRef:
+    kind: str  # record kind (table)
+    evidence_id: int
+    line: int
+
+
+@dataclass
+class Finding:
+    """One thing a detector concluded about one host, with the records that show it.
+
+    `title` is a message key rendered in the output language with `params`; evidence
+    strings inside `params` are attacker-controlled and escaped by every renderer.
+    """
+
+    rule: str
+    host: str
+    severity: str
+    attack: str  # ATT&CK technique id
+    title: str
+    params: dict[str, Any] = field(default_factory=dict)
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    evidence: list[EvidenceRef] = field(default_factory=list)
+    ip: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"unknown severity {self.severity!r}")
+
+    @property
+    def rank(self) -> int:
+        return SEVERITIES.index(self.severity)
