@@ -167,3 +167,22 @@ def days_from_civil(y: int, m: int, d: int) -> int:
 def iso(dt: datetime | None) -> str | None:
     """The one output format for times: `YYYY-MM-DDTHH:MM:SS` (UTC unless stated)."""
     return dt.isoformat(timespec="seconds") if dt else None
+
+
+_CIM_DT = re.compile(r"^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})\.(\d{6})([+-])(\d{3})$")
+
+
+def from_cim(text: str | None) -> datetime | None:
+    """CIM_DATETIME `yyyymmddHHMMSS.ffffff+UUU` (UUU = minutes east of UTC) -> naive UTC."""
+    if not text:
+        return None
+    m = _CIM_DT.match(text.strip())
+    if not m:
+        return None
+    y, mo, d, h, mi, s, us, sign, off = m.groups()
+    try:
+        local = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), int(us))
+    except ValueError:
+        return None
+    minutes = int(off) * (1 if sign == "+" else -1)
+    return local - timedelta(minutes=minutes)

@@ -1,0 +1,226 @@
+"""Turning the paths a user gives into case records, one evidence file at a time.
+
+Files and folders are walked (symlinks are not followed), each file's format is sniffed
+from its content, host evidence is attributed to a host (the `systeminfo` host name found
+in the same folder, else the folder name), and each file is ingested in its own
+transaction. A file that cannot be read or recognised gets a manifest entry that says
+why; it never stops the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from wormhunt.sources import FORMATS
+from wormhunt.sources.base import MemorySink
+from wormhunt.sources.detect import Detection, detect_file
+from wormhunt.sources.text import decode
+from wormhunt.store import COPY_LIMIT, Case, ManifestEntry, StoreSink, sha256_file
+
+# Text formats are parsed in memory; a file this large is refused rather than exhausting RAM.
+MAX_TEXT_BYTES = 512 * 1024 * 1024
+
+
+@dataclass
+class Input:
+    path: Path
+    detection: Detection | None = None
+    host: str | None = None
+    host_source: str | None = None
+    error: str | None = None
+
+
+def walk(paths: Iterable[Path]) -> list[Input]:
+    """Expand folders into files; unreadable or missing paths become inputs with an error."""
+    out: list[Input] = []
+    for root in paths:
+        root = Path(root)
+        if not root.exists():
+            out.append(Input(root, error="no such file or directory"))
+        elif root.is_dir():
+            for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=None):
+                dirnames.sort()
+                for name in sorted(filenames):
+                    p = Path(dirpath) / name
+                    if p.is_symlink() or not p.is_file():
+                        continue
+                    out.append(Input(p))
+        else:
+            out.append(Input(root))
+    return out
+
+
+def _systeminfo_host(path: Path) -> str | None:
+    sink = MemorySink()
+    FORMATS["systeminfo"].parse_text(decode(path.read_bytes()).text, sink)  # type: ignore[misc]
+    names = [r["hostname"] for r in sink.of("host_info") if r.get("hostname")]
+    return names[0] if names else None
+
+
+def attribute_hosts(inputs: list[Input]) -> None:
+    """Detect every input and decide which host each piece of host evidence describes."""
+    for item in inputs:
+        if item.error:
+            continue
+        try:
+            item.detection = detect_file(item.path)
+        except OSError as exc:
+            item.error = f"cannot read: {exc.strerror or exc}"
+    own_host: dict[Path, str] = {}
+    names_in: dict[Path, set[str]] = {}
+    for item in inputs:
+        if item.detection and item.detection.format and item.detection.format.name == "systeminfo":
+            try:
+                name = _systeminfo_host(item.path)
+            except OSError:
+                name = None
+            if name:
+                own_host[item.path] = name
+                names_in.setdefault(item.path.parent, set()).add(name)
+    for item in inputs:
+        fmt = item.detection.format if item.detection else None
+        if fmt is None or not fmt.host_evidence:
+            continue
+        folder = item.path.parent
+        names = names_in.get(folder, set())
+        if item.path in own_host:
+            item.host, item.host_source = own_host[item.path], "systeminfo"
+        elif len(names) == 1:
+            # A bundle folder: its systeminfo names the host the other outputs came from.
+            item.host, item.host_source = next(iter(names)), "systeminfo"
+        else:
+            item.host, item.host_source = folder.name or None, "folder"
+
+
+def ingest_one(case: Case, item: Input) -> ManifestEntry:
+    """Ingest one file; always returns a manifest entry, whatever the file holds."""
+    path = item.path
+    size = path.stat().st_size if path.exists() and path.is_file() else 0
+    det = item.detection
+    entry = ManifestEntry(
+        evidence_id=None, path=str(path.resolve()) if path.exists() else str(path), sha256=None, size=size,
+        format=det.format.name if det and det.format else None,
+        encoding=det.encoding.label if det else None, host=item.host, host_source=item.host_source,
+    )  # fmt: skip
+    if item.error:
+        entry.status, entry.message = "error", item.error
+        case.record(entry)
+        return entry
+    try:
+        dup_id, digest, quick = case.find_duplicate(path)
+    except OSError as exc:
+        entry.status, entry.message = "error", f"cannot read: {exc.strerror or exc}"
+        case.record(entry)
+        return entry
+    if dup_id is not None:
+        entry.evidence_id, entry.sha256, entry.status = dup_id, digest, "duplicate"
+        entry.message = f"already in the case as evidence {dup_id}; nothing changed"
+        case.record(entry)
+        return entry
+    entry.evidence_id = case._next_id()  # noqa: SLF001 - the case owns id allocation
+    if det is None or det.format is None:
+        entry.status = "empty" if det and det.reason == "empty" else "unrecognized"
+        entry.message = det.reason if det else "not detected"
+        entry.sha256 = digest or _sha256(path)
+        case.record(entry, quick_fp=quick)
+        return entry
+    fmt = det.format
+    if fmt.parse_file is None and size > MAX_TEXT_BYTES:
+        entry.status, entry.message = "error", f"too large for a {fmt.name} file ({size} bytes)"
+        entry.sha256 = digest or _sha256(path)
+        case.record(entry, quick_fp=quick)
+        return entry
+    hasher = hashlib.sha256()
+    con = case.con
+    con.execute("BEGIN TRANSACTION")
+    sink = StoreSink(con, entry.evidence_id, item.host)
+    try:
+        if fmt.parse_file is not None:
+            _parse_streaming(fmt, path, det, sink, hasher)
+        else:
+            raw = path.read_bytes()
+            hasher.update(raw)
+            decoded = decode(raw)
+            entry.encoding = decoded.encoding.label
+            fmt.parse_text(decoded.text, sink)  # type: ignore[misc]
+        sink.close()
+        entry.sha256 = hasher.hexdigest()
+        _fill(entry, sink)
+        copy = case.keep_copy(path, entry.sha256) if size <= COPY_LIMIT else None
+        case.record(entry, quick_fp=quick, copy=copy)
+        con.execute("COMMIT")
+    except Exception as exc:  # noqa: BLE001 - a broken file must never stop the run
+        con.execute("ROLLBACK")
+        entry.status = "error"
+        entry.message = f"parser failed: {type(exc).__name__}: {exc}"
+        entry.records, entry.skipped = 0, 0
+        entry.sha256 = entry.sha256 or _sha256(path)
+        case.record(entry, quick_fp=quick)
+    return entry
+
+
+def _parse_streaming(fmt, path: Path, det: Detection, sink: StoreSink, hasher) -> None:  # noqa: ANN001
+    """Hash on a second thread while the parser works, so a huge log is read once."""
+    lock = threading.Lock()
+    pending: list[threading.Thread] = []
+
+    def tap(chunk) -> None:  # noqa: ANN001
+        def work(view=chunk) -> None:  # noqa: ANN001
+            with lock:
+                hasher.update(view)
+
+        if pending:
+            pending[-1].join()  # keep the hash in file order
+            pending.clear()
+        t = threading.Thread(target=work, daemon=True)
+        t.start()
+        pending.append(t)
+
+    sink.tap = tap
+    try:
+        fmt.parse_file(path, det.encoding, sink)
+    finally:
+        for t in pending:
+            t.join()
+
+
+def _fill(entry: ManifestEntry, sink: StoreSink) -> None:
+    entry.records = sink.records
+    entry.skipped = sink.skipped
+    entry.skip_reasons = dict(sink.skip_counts)
+    entry.skip_examples = [{"line": s.line, "reason": s.reason, "text": s.text} for s in sink.skips]
+    entry.warnings = list(sink.meta.get("warnings", []))
+    if sink.meta.get("local_time"):
+        entry.warnings.append({"code": "local_time", "detail": "some times had no zone and are device-local"})
+    if entry.records == 0:
+        entry.status = "empty" if entry.skipped == 0 else "no records"
+        entry.message = "recognised, but no usable records" if entry.skipped else "recognised, but empty"
+
+
+def _sha256(path: Path) -> str | None:
+    try:
+        return sha256_file(path)
+    except OSError:
+        return None
+
+
+def ingest(
+    case: Case,
+    paths: Iterable[Path],
+    on_file: Callable[[ManifestEntry], None] | None = None,
+) -> list[ManifestEntry]:
+    """Ingest every file under `paths` into `case`; returns one manifest entry per file."""
+    inputs = walk(paths)
+    attribute_hosts(inputs)
+    entries = []
+    for item in inputs:
+        entry = ingest_one(case, item)
+        entries.append(entry)
+        if on_file:
+            on_file(entry)
+    return entries

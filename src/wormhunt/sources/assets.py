@@ -1,0 +1,72 @@
+"""Asset inventory CSV (hostname, IP, OS, role, owner, AV installed, vendor forbids AV).
+
+Spreadsheets name their columns freely, in English or Chinese, and are often saved as GBK
+by Excel; columns are found by the header dictionary and the rest is ignored.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from wormhunt.model import ASSETS
+from wormhunt.sources.base import Sink
+from wormhunt.sources.text import Labels, normalize_label
+
+_LABELS = Labels("assets")
+_TRUTH = Labels("truth_words")
+
+
+def _columns(line: str) -> dict[int, str] | None:
+    try:
+        cells = next(csv.reader([line]))
+    except (csv.Error, StopIteration):
+        return None
+    found = {i: name for i, c in enumerate(cells) if (name := _LABELS.get(c))}
+    names = set(found.values())
+    return found if {"hostname", "ip"} <= names or ({"ip", "role"} <= names) else None
+
+
+def sniff(head: str) -> float:
+    first = next((ln for ln in head.splitlines() if ln.strip()), "")
+    cols = _columns(first)
+    return 0.9 if cols and len(cols) >= 3 else 0.5 if cols else 0.0
+
+
+def truth(value: str | None) -> bool | None:
+    if value is None:
+        return None
+    word = _TRUTH.get(value) if normalize_label(value) else "no"
+    return True if word == "yes" else False if word == "no" else None
+
+
+def parse(text: str, sink: Sink) -> None:
+    """Parse an asset inventory into `assets` rows."""
+    reader = csv.reader(io.StringIO(text))
+    cols: dict[int, str] | None = None
+    for no, cells in enumerate(reader, 1):
+        if not any(c.strip() for c in cells):
+            continue
+        if cols is None:
+            cols = _columns(",".join(f'"{c}"' for c in cells))
+            if cols is None:
+                sink.skip(no, "no recognisable header", ",".join(cells))
+            continue
+        rec = {name: (cells[i].strip() if i < len(cells) else "") for i, name in cols.items()}
+        if not rec.get("hostname") and not rec.get("ip"):
+            sink.skip(no, "row without hostname or IP", ",".join(cells))
+            continue
+        sink.row(
+            ASSETS,
+            {
+                "line": no,
+                "host": rec.get("hostname") or rec.get("ip"),
+                "hostname": rec.get("hostname") or None,
+                "ip": rec.get("ip") or None,
+                "os": rec.get("os") or None,
+                "role": rec.get("role") or None,
+                "owner": rec.get("owner") or None,
+                "av_installed": truth(rec.get("av_installed")),
+                "av_forbidden": truth(rec.get("av_forbidden")),
+            },
+        )

@@ -1,0 +1,53 @@
+"""Which format is this file? Decided from its content: encoding first, then each
+registered format scores the decoded head, and the best score above the bar wins."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from wormhunt.sources import FORMATS
+from wormhunt.sources.base import Format
+from wormhunt.sources.text import SNIFF_BYTES, Encoding, sniff_encoding
+
+MIN_SCORE = 0.5
+
+
+@dataclass(frozen=True)
+class Detection:
+    format: Format | None
+    encoding: Encoding
+    score: float
+    reason: str = ""  # why nothing matched
+
+
+def _binary(head: bytes, encoding: Encoding) -> bool:
+    if encoding.name.startswith("utf-16"):
+        return False
+    sample = head[:8192]
+    if not sample:
+        return False
+    control = sum(1 for b in sample if b < 9 or 13 < b < 32)
+    return b"\x00" in sample or control > 0.05 * len(sample)
+
+
+def detect_head(head: bytes, complete: bool) -> Detection:
+    """Detect from the first bytes of a file (`complete`: these are all of it)."""
+    encoding = sniff_encoding(head, complete=complete)
+    if not head.strip(b" \t\r\n\x00\xef\xbb\xbf\xff\xfe"):
+        return Detection(None, encoding, 0.0, "empty")
+    if _binary(head, encoding):
+        return Detection(None, encoding, 0.0, "binary (not text)")
+    text = head[encoding.bom :].decode(encoding.name, errors="replace")
+    scored = sorted(((f.sniff(text), f.name) for f in FORMATS.values()), reverse=True)
+    score, name = scored[0]
+    if score < MIN_SCORE:
+        return Detection(None, encoding, score, "unrecognized text format")
+    return Detection(FORMATS[name], encoding, score)
+
+
+def detect_file(path: Path) -> Detection:
+    with open(path, "rb") as fh:
+        head = fh.read(SNIFF_BYTES + 1)
+    complete = len(head) <= SNIFF_BYTES
+    return detect_head(head[:SNIFF_BYTES], complete)
