@@ -48,6 +48,8 @@ SCHEMAS: dict[str, Any] = {
             "scan_failed_ratio": (int, float),
         },
         "failed_actions": _STR_LIST,
+        "host_smb_fanout": {"min_distinct_peers": int, "exempt_pids": [int]},
+        "fanout_expected_roles": _STR_LIST,
     },
 }
 

@@ -131,7 +131,8 @@ def _owner(rng: random.Random) -> str:
 def build_company(n_hosts: int, rng: random.Random) -> Company:
     """A company of `n_hosts` Windows hosts (at least 8)."""
     n_hosts = max(8, n_hosts)
-    n_servers = max(6, min(250, round(n_hosts * 0.22)))
+    # About a fifth are servers, but at least enough for the incident's eight business servers.
+    n_servers = max(6, min(250, max(round(n_hosts * 0.22), min(14, n_hosts // 2))))
     n_pcs = n_hosts - n_servers
     server_subnets = ["172.16.101"] + (["172.16.102"] if n_servers > 200 else [])
     pc_subnets = [f"192.168.{16 + i}" for i in range(max(1, -(-n_pcs // 200)))]

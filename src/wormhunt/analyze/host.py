@@ -1,0 +1,122 @@
+"""Host detections from command output: hidden PIDs, system binaries out of place, and
+user-mode processes fanning out to port 445 (incident steps 4-5)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from wormhunt.knowledge import load
+from wormhunt.model import EvidenceRef, Finding
+from wormhunt.store import Case
+
+EVIDENCE_PER_FINDING = 5
+
+
+def _norm_dir(path: str) -> str:
+    p = path.replace("/", "\\").strip().strip('"')
+    p = re.sub(r"^\\\\\?\\|^\\\?\?\\", "", p)
+    p = re.sub(r"(?i)^%systemroot%|^\\systemroot", r"C:\\Windows", p)
+    return p.rsplit("\\", 1)[0].rstrip("\\").lower() if "\\" in p else ""
+
+
+def _expand(folder: str) -> str:
+    return re.sub(r"(?i)%systemroot%", r"C:\\Windows", folder).rstrip("\\").lower()
+
+
+def _refs(kind: str, rows: list[dict[str, Any]]) -> list[EvidenceRef]:
+    return [EvidenceRef(kind, int(r["evidence_id"]), int(r["line"])) for r in rows[:EVIDENCE_PER_FINDING]]
+
+
+def masquerades(case: Case) -> list[Finding]:
+    """System binary names running from outside their Windows folders, and extra instances."""
+    kb = load("system_binaries")
+    binaries = {k.lower(): v for k, v in kb["binaries"].items()}
+    worm = [(_expand(w["path"]), w) for w in kb["worm_folders"]]
+    out: list[Finding] = []
+    rows = case.query(
+        """SELECT host, pid, name, image_path, created, evidence_id, line FROM processes
+           WHERE image_path IS NOT NULL AND lower(name) IN (SELECT unnest(?::VARCHAR[]))
+           ORDER BY host, evidence_id, line""",
+        [list(binaries)],
+    )
+    for r in rows:
+        spec = binaries[r["name"].lower()]
+        folder = _norm_dir(r["image_path"])
+        allowed = {_expand(f) for f in spec["folders"]}
+        if not folder or folder in allowed:
+            continue
+        family = next((w for root, w in worm if folder == root or folder.startswith(root + "\\")), None)
+        params = {"name": r["name"], "folder": r["image_path"].rsplit("\\", 1)[0], "path": r["image_path"],
+                  "pid": r["pid"], "family": family["family"] if family and family["family"] else ""}  # fmt: skip
+        known = family is not None and family["family"]
+        out.append(Finding("host.masquerade", r["host"], "critical" if known else "high", "T1036.005",
+                           "finding.masquerade_worm" if known else "finding.masquerade", params,
+                           r["created"], None, _refs("processes", [r])))  # fmt: skip
+    counts = case.query(
+        """SELECT host, evidence_id, lower(name) AS name, count(*) AS n,
+                  list({'evidence_id': evidence_id, 'line': line} ORDER BY line) AS ev
+           FROM processes WHERE lower(name) IN (SELECT unnest(?::VARCHAR[]))
+           GROUP BY host, evidence_id, lower(name)""",
+        [[n for n, s in binaries.items() if "max_instances" in s]],
+    )
+    seen: set[tuple[str, str]] = set()
+    for r in counts:
+        limit = binaries[r["name"]]["max_instances"]
+        if r["n"] > limit and (r["host"], r["name"]) not in seen:
+            seen.add((r["host"], r["name"]))
+            out.append(Finding("host.too_many_instances", r["host"], "medium", "T1036.005",
+                               "finding.too_many_instances", {"name": r["name"], "count": r["n"], "max": limit},
+                               None, None, _refs("processes", r["ev"])))  # fmt: skip
+    return out
+
+
+def smb_fanout_by_pid(case: Case) -> list[dict[str, Any]]:
+    cfg = load("network")["host_smb_fanout"]
+    return case.query(
+        """SELECT host, pid, count(DISTINCT remote_ip) AS peers,
+                  count(*) FILTER (WHERE state = 'SYN_SENT') AS syn,
+                  list({'evidence_id': evidence_id, 'line': line} ORDER BY line) AS ev
+           FROM sockets
+           WHERE remote_port IN (445, 139) AND NOT coalesce(listening, false) AND pid IS NOT NULL
+             AND pid NOT IN (SELECT unnest(?::INTEGER[])) AND remote_ip NOT IN ('*', '0.0.0.0', '::')
+           GROUP BY host, pid HAVING count(DISTINCT remote_ip) >= ?
+           ORDER BY host, pid""",
+        [cfg["exempt_pids"], cfg["min_distinct_peers"]],
+    )
+
+
+def hidden_pids(case: Case) -> list[dict[str, Any]]:
+    """PIDs that own sockets but appear in no process list of the same host."""
+    return case.query(
+        """SELECT s.host, s.pid, count(*) AS sockets,
+                  count(DISTINCT s.remote_ip) FILTER (WHERE s.remote_port IN (445, 139) AND NOT s.listening) AS smb_peers,
+                  list({'evidence_id': s.evidence_id, 'line': s.line} ORDER BY s.line) AS ev
+           FROM sockets s
+           WHERE s.pid IS NOT NULL AND s.pid NOT IN (0, 4)
+             AND s.host IN (SELECT DISTINCT host FROM processes)
+             AND NOT EXISTS (SELECT 1 FROM processes p WHERE p.host = s.host AND p.pid = s.pid)
+           GROUP BY s.host, s.pid ORDER BY s.host, s.pid"""
+    )
+
+
+def findings(case: Case) -> list[Finding]:
+    out = masquerades(case)
+    images: dict[tuple[str, int], str] = {}
+    for r in case.query("SELECT host, pid, name, image_path FROM processes WHERE pid IS NOT NULL"):
+        key = (r["host"], r["pid"])
+        if r["image_path"] or key not in images:
+            images[key] = r["image_path"] or r["name"]
+    hidden = {(r["host"], r["pid"]): r for r in hidden_pids(case)}
+    for r in hidden.values():
+        sev = "high" if r["smb_peers"] else "medium"
+        params = {"pid": r["pid"], "sockets": r["sockets"], "smb_peers": r["smb_peers"]}
+        out.append(Finding("host.hidden_pid", r["host"], sev, "T1564", "finding.hidden_pid", params,
+                           None, None, _refs("sockets", r["ev"])))  # fmt: skip
+    for r in smb_fanout_by_pid(case):
+        key = (r["host"], r["pid"])
+        image = images.get(key) or ("?" if key in hidden else "")
+        params = {"pid": r["pid"], "image": image or "?", "peers": r["peers"], "syn": r["syn"]}
+        out.append(Finding("host.pid_smb_fanout", r["host"], "high", "T1046", "finding.pid_smb_fanout", params,
+                           None, None, _refs("sockets", r["ev"])))  # fmt: skip
+    return out

@@ -1,0 +1,164 @@
+"""Network detections: SMB fan-out per source host and exploit signatures, from the case tables.
+
+Everything here is SQL over `flows` and `net_alerts`, so it runs where the data is and
+never loads a log into Python. Findings are keyed by IP; `verdict.py` maps them to hosts.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from wormhunt.knowledge import load
+from wormhunt.model import EvidenceRef, Finding
+from wormhunt.store import Case
+
+EVIDENCE_PER_FINDING = 5
+
+
+def smb_fanout(case: Case, config: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Sources that reached at least N distinct hosts on 445/139 within one window.
+
+    Windows are tumbling buckets plus the same buckets shifted by half a window, so a burst
+    that straddles a bucket edge is still seen whole.
+    """
+    cfg = config or load("network")["smb_fanout"]
+    failed = [a.lower() for a in load("network")["failed_actions"]]
+    width_us = int(cfg["window_minutes"] * 60 * 1_000_000)
+    ports = [int(p) for p in cfg["ports"]]
+    sql = f"""
+    WITH f AS (
+        SELECT src_ip, dst_ip, ts, evidence_id, line,
+               epoch_us(ts) // {width_us} AS w1, (epoch_us(ts) + {width_us // 2}) // {width_us} AS w2,
+               (lower(coalesce(action, '')) IN (SELECT unnest(?::VARCHAR[])) OR coalesce(bytes_in, 1) = 0) AS failed
+        FROM flows
+        WHERE dst_port IN (SELECT unnest(?::INTEGER[])) AND src_ip IS NOT NULL AND ts IS NOT NULL
+    ),
+    win AS (
+        SELECT src_ip, 1 AS k, w1 AS w, count(DISTINCT dst_ip) AS n FROM f GROUP BY src_ip, w1
+        UNION ALL
+        SELECT src_ip, 2 AS k, w2 AS w, count(DISTINCT dst_ip) AS n FROM f GROUP BY src_ip, w2
+    ),
+    hot AS (SELECT * FROM win WHERE n >= ?),
+    hf AS (
+        SELECT f.* FROM f
+        WHERE EXISTS (SELECT 1 FROM hot WHERE hot.src_ip = f.src_ip AND
+                      ((hot.k = 1 AND hot.w = f.w1) OR (hot.k = 2 AND hot.w = f.w2)))
+    ),
+    agg AS (
+        -- A scan starts with its first failed attempt: benign SMB earlier in the same window
+        -- (mapped drives, GPO) must not pull the onset back by minutes.
+        SELECT src_ip, coalesce(min(ts) FILTER (WHERE failed), min(ts)) AS first_seen, min(ts) AS window_start,
+               max(ts) AS last_seen, count(*) AS sessions,
+               avg(CASE WHEN failed THEN 1.0 ELSE 0.0 END) AS failed_ratio,
+               list({{'evidence_id': evidence_id, 'line': line}} ORDER BY ts, line)[1:{EVIDENCE_PER_FINDING}] AS ev
+        FROM hf GROUP BY src_ip
+    ),
+    total AS (SELECT src_ip, count(DISTINCT dst_ip) AS total_targets FROM f GROUP BY src_ip),
+    peak AS (SELECT src_ip, max(n) AS max_targets FROM hot GROUP BY src_ip)
+    SELECT agg.*, total.total_targets, peak.max_targets
+    FROM agg JOIN total USING (src_ip) JOIN peak USING (src_ip)
+    ORDER BY first_seen
+    """
+    return case.query(sql, [failed, ports, int(cfg["min_distinct_targets"])])
+
+
+def signature_spec(name: str | None, sig_id: str | None) -> dict[str, Any] | None:
+    """The knowledge entry a sensor's signature name or id belongs to, if any."""
+    for spec in load("network_signatures")["signatures"]:
+        if name and re.search(spec["match"], name, re.IGNORECASE):
+            return spec
+        if sig_id and any(sig_id == i for ids in spec["ids"].values() for i in ids):
+            return spec
+    return None
+
+
+def exploit_alerts(case: Case) -> list[dict[str, Any]]:
+    """IPS alerts whose signature is an SMB exploit/backdoor, grouped per (source, signature)."""
+    sigs = case.query("SELECT DISTINCT signature, signature_id FROM net_alerts")
+    wanted = {}
+    for row in sigs:
+        spec = signature_spec(row["signature"], row["signature_id"])
+        if spec:
+            wanted[(row["signature"], row["signature_id"])] = spec
+    if not wanted:
+        return []
+    names = sorted({k[0] for k in wanted if k[0]})
+    rows = case.query(
+        f"""SELECT src_ip, signature, any_value(signature_id) AS signature_id, count(*) AS count,
+                   count(DISTINCT dst_ip) AS targets, min(ts) AS first_seen, max(ts) AS last_seen,
+                   list(DISTINCT dst_ip)[1:50] AS target_ips,
+                   list({{'evidence_id': evidence_id, 'line': line}} ORDER BY ts, line)[1:{EVIDENCE_PER_FINDING}] AS ev
+            FROM net_alerts WHERE signature IN (SELECT unnest(?::VARCHAR[]))
+            GROUP BY src_ip, signature ORDER BY first_seen""",
+        [names],
+    )
+    for r in rows:
+        r["spec"] = wanted.get((r["signature"], r["signature_id"])) or signature_spec(r["signature"], None)
+    return rows
+
+
+def _refs(kind: str, ev: list[dict[str, Any]] | None) -> list[EvidenceRef]:
+    return [EvidenceRef(kind, int(e["evidence_id"]), int(e["line"])) for e in ev or []]
+
+
+def findings(case: Case, roles: dict[str, str] | None = None) -> tuple[list[Finding], list[dict[str, Any]]]:
+    """Network findings keyed by IP, and the ranked spreader list."""
+    cfg = load("network")
+    expected_roles = [r.lower() for r in cfg["fanout_expected_roles"]]
+    fcfg = cfg["smb_fanout"]
+    roles = roles or {}
+    out: list[Finding] = []
+    spreaders: dict[str, dict[str, Any]] = {}
+    for row in smb_fanout(case):
+        ip = row["src_ip"]
+        failed_pct = round(100 * row["failed_ratio"])
+        role = roles.get(ip) or ""
+        params = {
+            "ports": "/".join(str(p) for p in fcfg["ports"]), "window": fcfg["window_minutes"],
+            "max_targets": row["max_targets"], "total_targets": row["total_targets"],
+            "failed_pct": failed_pct, "ok_pct": 100 - failed_pct, "sessions": row["sessions"], "role": role,
+        }  # fmt: skip
+        if row["failed_ratio"] >= fcfg["scan_failed_ratio"]:
+            rule, sev, title = "net.smb_scan", "high", "finding.smb_scan"
+        else:
+            row["first_seen"] = row["window_start"]  # no failures to mark an onset
+            if any(r in role.lower() for r in expected_roles):
+                rule, sev, title = "net.smb_fanout_expected", "low", "finding.smb_fanout_expected"
+            else:
+                rule, sev, title = "net.smb_fanout", "medium", "finding.smb_fanout_ok"
+        out.append(Finding(rule, ip, sev, "T1046", title, params, row["first_seen"], row["last_seen"],
+                           _refs("flows", row["ev"]), ip=ip))  # fmt: skip
+        spreaders[ip] = {
+            "src": ip, "first_seen": row["first_seen"], "last_seen": row["last_seen"],
+            "distinct_targets": row["total_targets"], "max_targets_per_window": row["max_targets"],
+            "failed_ratio": round(row["failed_ratio"], 3), "exploit_alerts": 0, "scanning": sev == "high",
+        }  # fmt: skip
+    targets: dict[str, dict[str, Any]] = {}
+    for row in exploit_alerts(case):
+        ip, spec = row["src_ip"], row["spec"]
+        params = {"signature": row["signature"], "count": row["count"], "targets": row["targets"],
+                  "kind": spec["kind"], "cve": ", ".join(spec["cve"]), "family": spec["name"]}  # fmt: skip
+        out.append(Finding(f"net.{spec['kind']}_source", ip, spec["severity"], spec["attack"], "finding.exploit_source",
+                           params, row["first_seen"], row["last_seen"], _refs("net_alerts", row["ev"]), ip=ip))  # fmt: skip
+        s = spreaders.setdefault(ip, {
+            "src": ip, "first_seen": row["first_seen"], "last_seen": row["last_seen"], "distinct_targets": 0,
+            "max_targets_per_window": 0, "failed_ratio": None, "exploit_alerts": 0, "scanning": False,
+        })  # fmt: skip
+        s["exploit_alerts"] += row["count"]
+        s["first_seen"] = min(s["first_seen"], row["first_seen"])
+        s["last_seen"] = max(s["last_seen"], row["last_seen"])
+        for dst in row["target_ips"]:
+            t = targets.setdefault(dst, {"signature": row["signature"], "sources": set(), "first": row["first_seen"]})
+            t["sources"].add(ip)
+            t["first"] = min(t["first"], row["first_seen"])
+    for dst, t in targets.items():
+        out.append(Finding("net.exploit_target", dst, "low", "T1210", "finding.exploit_target",
+                           {"signature": t["signature"], "sources": ", ".join(sorted(t["sources"])[:5])},
+                           t["first"], None, [], ip=dst))  # fmt: skip
+    ranked = sorted(
+        (s for s in spreaders.values() if s["scanning"] or s["exploit_alerts"]),
+        key=lambda s: (-(s["exploit_alerts"] > 0), -(s["scanning"]), s["first_seen"] or datetime.max),
+    )
+    return out, ranked
