@@ -15,6 +15,7 @@ from wormhunt.model import EvidenceRef, Finding
 from wormhunt.store import Case
 
 EVIDENCE_PER_FINDING = 5
+RUN = 10
 
 
 def smb_fanout(case: Case, config: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -27,6 +28,8 @@ def smb_fanout(case: Case, config: dict[str, Any] | None = None) -> list[dict[st
     failed = [a.lower() for a in load("network")["failed_actions"]]
     width_us = int(cfg["window_minutes"] * 60 * 1_000_000)
     ports = [int(p) for p in cfg["ports"]]
+    # A run of RUN sessions at the detection threshold's pace (N hosts per window).
+    run_seconds = max(1, int(RUN * cfg["window_minutes"] * 60 / cfg["min_distinct_targets"]))
     sql = f"""
     WITH f AS (
         SELECT src_ip, dst_ip, ts, evidence_id, line,
@@ -46,19 +49,34 @@ def smb_fanout(case: Case, config: dict[str, Any] | None = None) -> list[dict[st
         WHERE EXISTS (SELECT 1 FROM hot WHERE hot.src_ip = f.src_ip AND
                       ((hot.k = 1 AND hot.w = f.w1) OR (hot.k = 2 AND hot.w = f.w2)))
     ),
+    -- Onset: the first of RUN first-contacts (hosts this source never reached before) made
+    -- at the detection rate or faster. Scans reach new hosts in bursts; a PC's usual SMB to
+    -- its file servers is not new, so it cannot pull the start of a scan back by minutes.
+    firsts AS (
+        SELECT src_ip, dst_ip, min(ts) AS ts FROM f
+        WHERE src_ip IN (SELECT src_ip FROM hot) GROUP BY src_ip, dst_ip
+    ),
+    runs AS (
+        SELECT src_ip, ts, max(ts) OVER w - ts AS span, count(*) OVER w AS k
+        FROM firsts
+        WINDOW w AS (PARTITION BY src_ip ORDER BY ts, dst_ip ROWS BETWEEN CURRENT ROW AND {RUN - 1} FOLLOWING)
+    ),
+    onset AS (
+        SELECT src_ip, min(ts) AS onset FROM runs
+        WHERE k = {RUN} AND span <= INTERVAL {run_seconds} SECOND
+        GROUP BY src_ip
+    ),
     agg AS (
-        -- A scan starts with its first failed attempt: benign SMB earlier in the same window
-        -- (mapped drives, GPO) must not pull the onset back by minutes.
-        SELECT src_ip, coalesce(min(ts) FILTER (WHERE failed), min(ts)) AS first_seen, min(ts) AS window_start,
-               max(ts) AS last_seen, count(*) AS sessions,
+        SELECT src_ip, min(ts) AS window_start, max(ts) AS last_seen, count(*) AS sessions,
                avg(CASE WHEN failed THEN 1.0 ELSE 0.0 END) AS failed_ratio,
                list({{'evidence_id': evidence_id, 'line': line}} ORDER BY ts, line)[1:{EVIDENCE_PER_FINDING}] AS ev
         FROM hf GROUP BY src_ip
     ),
     total AS (SELECT src_ip, count(DISTINCT dst_ip) AS total_targets FROM f GROUP BY src_ip),
     peak AS (SELECT src_ip, max(n) AS max_targets FROM hot GROUP BY src_ip)
-    SELECT agg.*, total.total_targets, peak.max_targets
-    FROM agg JOIN total USING (src_ip) JOIN peak USING (src_ip)
+    SELECT agg.*, greatest(coalesce(onset.onset, agg.window_start), agg.window_start) AS first_seen,
+           total.total_targets, peak.max_targets
+    FROM agg JOIN total USING (src_ip) JOIN peak USING (src_ip) LEFT JOIN onset USING (src_ip)
     ORDER BY first_seen
     """
     return case.query(sql, [failed, ports, int(cfg["min_distinct_targets"])])
@@ -123,7 +141,6 @@ def findings(case: Case, roles: dict[str, str] | None = None) -> tuple[list[Find
         if row["failed_ratio"] >= fcfg["scan_failed_ratio"]:
             rule, sev, title = "net.smb_scan", "high", "finding.smb_scan"
         else:
-            row["first_seen"] = row["window_start"]  # no failures to mark an onset
             if any(r in role.lower() for r in expected_roles):
                 rule, sev, title = "net.smb_fanout_expected", "low", "finding.smb_fanout_expected"
             else:

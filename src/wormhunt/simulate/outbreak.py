@@ -84,7 +84,11 @@ def _answer(company: Company, dst: int, filtered: set[str]) -> int:
 def run(company: Company, t0: float, collect_ts: float, rng: random.Random) -> Outbreak:
     """Simulate infections and every scan attempt between t0 and collection time."""
     np_rng = np.random.default_rng(rng.randrange(2**32))
-    p0 = next(h for h in company.hosts if h.role == "cluster")
+    # Patient zero: as in the incident, an unpatched business server (the cluster manager
+    # more often than not), reached from outside the evidence (a contractor laptop, a VPN).
+    candidates = [h for h in company.hosts if h.vulnerable and h.server]
+    cluster = next(h for h in company.hosts if h.role == "cluster")
+    p0 = cluster if rng.random() < 0.5 or not candidates else rng.choice(candidates)
     ob = Outbreak(p0, t0, collect_ts)
     ob.infections[p0.name] = Infection(p0.name, p0.ip, t0, None)
     # Windows 10 PCs with the host firewall closing 445 look dead to a scanner.

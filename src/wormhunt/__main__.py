@@ -1,0 +1,3 @@
+from wormhunt.cli import main
+
+main()

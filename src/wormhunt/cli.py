@@ -1,0 +1,248 @@
+"""Command line: thin wrappers that parse arguments, call one function per verb, and render.
+
+Every verb takes `--lang en|zh-CN` and `--json`. With `--json` exactly one JSON document goes
+to stdout and nothing else does; progress and messages go to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from wormhunt import __version__
+from wormhunt.i18n import normalize, t
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="wormhunt: find, explain and clean SMB-worm and cryptominer outbreaks.")  # fmt: skip
+
+
+@dataclass
+class Opts:
+    lang: str
+    json: bool
+
+
+LangOpt = Annotated[str | None, typer.Option("--lang", help="Output language: en or zh-CN.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+def _opts(ctx: typer.Context, lang: str | None, as_json: bool) -> Opts:
+    parent: Opts | None = ctx.obj
+    try:
+        chosen = normalize(lang or (parent.lang if parent else None))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--lang") from None
+    return Opts(chosen, as_json or bool(parent and parent.json))
+
+
+def _err() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def _emit_json(doc: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"wormhunt {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    lang: LangOpt = None,
+    as_json: JsonOpt = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+) -> None:
+    try:
+        ctx.obj = Opts(normalize(lang), as_json)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--lang") from None
+
+
+def _ingest_with_progress(case: Any, paths: list[Path], opts: Opts) -> list[dict[str, Any]]:
+    from wormhunt.ingest import attribute_hosts, ingest_one, walk
+
+    err = _err()
+    inputs = walk(paths)
+    attribute_hosts(inputs)
+    entries = []
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, disable=opts.json or not err.is_terminal, transient=True) as progress:  # fmt: skip
+        task = progress.add_task("ingest", total=len(inputs))
+        for item in inputs:
+            progress.update(task, description=str(item.path.name)[:40])
+            entry = ingest_one(case, item)
+            entries.append(entry.to_json())
+            if not opts.json:
+                _report_file(err, entry.to_json(), opts.lang)
+            progress.advance(task)
+    return entries
+
+
+def _report_file(err: Console, e: dict[str, Any], lang: str) -> None:
+    from wormhunt.report.console import safe
+
+    if e["status"] in ("ingested", "duplicate") and not e["skipped"]:
+        return
+    if e["status"] == "ingested":
+        err.print(t("ingest.file", lang, status=e["status"], path=safe(e["path"], 100), format=e["format"],
+                    encoding=e["encoding"], records=e["records"], skipped=e["skipped"]))  # fmt: skip
+        for reason, n in list(e["skip_reasons"].items())[:5]:
+            first = next((s for s in e["skip_examples"] if s["reason"] == reason), None)
+            where = f" (line {first['line']})" if first else ""
+            err.print(f"    {n} × {safe(reason)}{where}")
+    else:
+        err.print(t("ingest.problem", lang, status=e["status"], path=safe(e["path"], 100),
+                    message=safe(e.get("message") or "")))  # fmt: skip
+
+
+def run_investigation(paths: list[Path], case_dir: Path, opts: Opts) -> tuple[dict[str, Any], int]:
+    """Ingest, analyse and summarise; returns the JSON document and the exit code."""
+    from wormhunt.analyze import analyze
+    from wormhunt.report.summary import build
+    from wormhunt.store import Case
+
+    with Case(case_dir) as case:
+        entries = _ingest_with_progress(case, paths, opts)
+        usable = [e for e in entries if e["status"] in ("ingested", "duplicate")]
+        inv = analyze(case)
+        doc = build(case, inv, opts.lang, case.manifest())
+        doc["ingest"] = {
+            "files": len(entries),
+            "usable": len(usable),
+            "by_status": {s: sum(1 for e in entries if e["status"] == s) for s in sorted({e["status"] for e in entries})},
+        }
+    return doc, 0 if usable or not entries else 2
+
+
+def _print_summary(doc: dict[str, Any], opts: Opts) -> None:
+    from wormhunt.report.console import render
+
+    render(doc, Console(highlight=False), opts.lang)
+
+
+@app.command()
+def investigate(
+    ctx: typer.Context,
+    evidence: Annotated[list[Path], typer.Argument(help="Evidence files or folders (formats are detected from content).")],
+    case: Annotated[Path, typer.Option("--case", help="Case folder (created if missing).")],
+    assets: Annotated[Path | None, typer.Option("--assets", help="Asset inventory CSV.")] = None,
+    lang: LangOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest evidence into a case, analyse it and summarise the outbreak."""
+    opts = _opts(ctx, lang, as_json)
+    paths = list(evidence) + ([assets] if assets else [])
+    doc, code = run_investigation(paths, case, opts)
+    if opts.json:
+        _emit_json(doc)
+    else:
+        if code == 2:
+            _err().print(t("ingest.nothing", opts.lang))
+        _print_summary(doc, opts)
+    raise typer.Exit(code)
+
+
+@app.command()
+def simulate(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the evidence into.")],
+    hosts: Annotated[int, typer.Option("--hosts", min=8, help="Number of hosts in the company.")] = 60,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same outbreak).")] = 1,
+    days: Annotated[int, typer.Option("--days", min=1, help="Days of firewall logs.")] = 2,
+    lines: Annotated[int, typer.Option("--lines", min=0, help="FortiGate traffic lines to write (about).")] = 200_000,
+    lang: LangOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a simulated WannaMine 3.0 outbreak as real-format evidence plus ground_truth.json."""
+    from wormhunt.simulate import simulate as run
+
+    opts = _opts(ctx, lang, as_json)
+    truth = run(out, hosts=hosts, seed=seed, days=days, lines=lines)
+    if opts.json:
+        _emit_json({"out": str(out), **{k: truth[k] for k in ("seed", "hosts_total", "period", "patient_zero",
+                                                             "infected", "firewall_lines")}})  # fmt: skip
+    else:
+        _err().print(t("simulate.done", opts.lang, hosts=truth["hosts_total"], traffic=truth["firewall_lines"]["traffic"],
+                       ips=truth["firewall_lines"]["ips"], out=out))  # fmt: skip
+
+
+def _prepare_demo_dir(out: Path) -> None:
+    if out.exists():
+        marker = out / "evidence" / "ground_truth.json"
+        if not marker.exists() and any(out.iterdir()):
+            raise typer.BadParameter(f"{out} exists and is not a wormhunt demo folder; choose another --out")
+        shutil.rmtree(out)
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the simulated evidence and the case.")] = Path("wormhunt-demo"),
+    hosts: Annotated[int, typer.Option("--hosts", min=8)] = 60,
+    seed: Annotated[int, typer.Option("--seed")] = 7,
+    days: Annotated[int, typer.Option("--days", min=1)] = 2,
+    lines: Annotated[int, typer.Option("--lines", min=0)] = 200_000,
+    lang: LangOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Simulate an outbreak, investigate it, and show what wormhunt found against the ground truth."""
+    from wormhunt.simulate import simulate as run
+
+    opts = _opts(ctx, lang, as_json)
+    err = _err()
+    _prepare_demo_dir(out)
+    evidence = out / "evidence"
+    started = time.monotonic()
+    if not opts.json:
+        err.print(t("demo.simulating", opts.lang, hosts=hosts, seed=seed, out=evidence))
+    truth = run(evidence, hosts=hosts, seed=seed, days=days, lines=lines)
+    if not opts.json:
+        err.print(t("demo.investigating", opts.lang, out=evidence))
+    doc, code = run_investigation([evidence / "network", evidence / "hosts", evidence / "assets.csv"], out / "case", opts)
+    found = sorted(h["host"] for h in doc["hosts"] if h["status"] == "infected")
+    doc["ground_truth"] = {
+        "patient_zero": truth["patient_zero"]["host"],
+        "infected": truth["infected"],
+        "matches": found == truth["infected"]
+        and bool(doc["patient_zero"])
+        and doc["patient_zero"]["host"] == truth["patient_zero"]["host"],
+    }
+    doc["seconds"] = round(time.monotonic() - started, 1)
+    if opts.json:
+        _emit_json(doc)
+    else:
+        _print_summary(doc, opts)
+        err.print(t("demo.truth", opts.lang, p0=truth["patient_zero"]["host"], infected=len(truth["infected"]),
+                    found=len(found), found_p0=(doc["patient_zero"] or {}).get("host")))  # fmt: skip
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    """Console entry point: clean messages instead of tracebacks (WORMHUNT_DEBUG=1 shows them)."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001
+        if os.environ.get("WORMHUNT_DEBUG"):
+            raise
+        Console(stderr=True).print(f"[red]error:[/] {type(exc).__name__}: {exc}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

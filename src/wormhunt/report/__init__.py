@@ -1,0 +1,1 @@
+"""Outputs: the JSON summary and the console view (HTML reports come later)."""

@@ -1,0 +1,112 @@
+"""The rich console summary: patient zero, spreaders, affected hosts with their evidence lines.
+
+Every string that came from evidence is attacker-controlled: control characters are made
+visible and rich markup is escaped before anything reaches the terminal.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from wormhunt.i18n import t
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
+STATUS_STYLE = {"infected": "bold red", "suspicious": "yellow", "clean": "green"}
+
+
+def safe(value: Any, limit: int = 240) -> str:
+    """Evidence text fit for a terminal: control and bidi characters shown as escapes, markup escaped."""
+    text = "" if value is None else str(value)
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return escape(text)
+
+
+def _time(value: str | None) -> str:
+    return value.replace("T", " ") + " UTC" if value else "-"
+
+
+def render(
+    doc: dict[str, Any], console: Console, lang: str, max_hosts: int = 40, max_findings: int = 4,
+    lines_per_finding: int = 1,
+) -> None:
+    s = doc["summary"]
+    console.print(Panel.fit(
+        t("summary.hosts_total", lang, total=s["hosts"], infected=s["infected"], suspicious=s["suspicious"],
+          clean=s["clean"]) + "\n" +
+        t("summary.evidence", lang, files=doc["evidence"]["files"], records=doc["evidence"]["records"],
+          skipped=doc["evidence"]["skipped"]),
+        title=t("summary.title", lang)))  # fmt: skip
+
+    pz = doc["patient_zero"]
+    if pz:
+        body = Text.from_markup(
+            f"[bold red]{safe(pz['host'])}[/] ({safe(pz['ip'])})  {t('summary.first_seen', lang)}: "
+            f"{_time(pz['first_seen'])}  {t('summary.reason', lang)}: {safe(pz['basis'])}"
+        )
+        for ev in pz["evidence"][:1]:
+            body.append("\n")
+            text = ev.get("digest") or ev["text"]
+            body.append_text(Text.from_markup(f"[dim]{safe(ev['file'], 80)}:{ev['line']}[/] {safe(text, 200)}"))
+        console.print(Panel(body, title=t("summary.patient_zero", lang), border_style="red"))
+    else:
+        console.print(t("summary.patient_zero_none", lang))
+
+    if doc["spreaders"]:
+        table = Table(title=t("summary.spreaders", lang), show_lines=False)
+        for col in ("summary.host", "summary.ip", "summary.first_seen", "summary.targets", "summary.max_window",
+                    "summary.failed", "summary.alerts"):  # fmt: skip
+            table.add_column(t(col, lang))
+        for sp in doc["spreaders"][:25]:
+            failed = "-" if sp.get("failed_ratio") is None else f"{round(100 * sp['failed_ratio'])}%"
+            table.add_row(safe(sp.get("host")), safe(sp["src"]), _time(sp["first_seen"]),
+                          str(sp["distinct_targets"]), str(sp["max_targets_per_window"]), failed,
+                          str(sp["exploit_alerts"]))  # fmt: skip
+        console.print(table)
+
+    affected = [h for h in doc["hosts"] if h["status"] != "clean"]
+    if affected:
+        table = Table(title=t("summary.affected", lang), show_lines=True, expand=True)
+        table.add_column(t("summary.host", lang), no_wrap=True)
+        table.add_column(t("summary.status", lang), no_wrap=True)
+        table.add_column(t("summary.findings", lang), ratio=1)
+        for h in affected[:max_hosts]:
+            head = f"{safe(h['host'])}\n{safe(h['ip'])}"
+            if h.get("role"):
+                head += f"\n[dim]{safe(h['role'])}[/]"
+            if h.get("av_forbidden"):
+                head += f"\n[magenta]{t('summary.av_forbidden', lang)}[/]"
+            cell = []
+            shown = [f for f in h["findings"] if f["severity"] not in ("info", "low") or h["status"] == "clean"]
+            for f in shown[:max_findings]:
+                sev = f["severity"]
+                cell.append(f"[{SEVERITY_STYLE[sev]}]{t('severity.' + sev, lang)}[/] {safe(f['title'], 300)} "
+                            f"[dim]{f['attack']}[/]")  # fmt: skip
+                for ev in f["evidence"][:lines_per_finding]:
+                    where = f"{safe((ev['file'] or '').rsplit('/', 1)[-1], 40)}:{ev['line']}"
+                    text = ev.get("digest") or (ev["text"] or "").strip()
+                    cell.append(f"   [dim]{where}[/] {safe(' '.join(text.split()), 110)}")
+            if len(shown) > max_findings:
+                cell.append(f"[dim]+{len(shown) - max_findings}[/]")
+            status = h["status"]
+            table.add_row(head, f"[{STATUS_STYLE[status]}]{t('status.' + status, lang)}[/]\n{_time(h['first_seen'])}",
+                          "\n".join(cell))  # fmt: skip
+        console.print(table)
+        if len(affected) > max_hosts:
+            console.print(f"... {len(affected) - max_hosts} more")
+    problems = doc["evidence"]["problems"]
+    for p in problems[:20]:
+        if p["status"] in ("ingested", "duplicate"):
+            continue
+        console.print(f"[yellow]{safe(p['status'])}[/]: {safe(p['path'], 120)}: {safe(p['message'])}")
+    if doc["summary"]["infected"]:
+        console.print(f"[dim]{t('summary.patch_note', lang)}[/]")
