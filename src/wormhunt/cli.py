@@ -164,6 +164,7 @@ def simulate(
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same outbreak).")] = 1,
     days: Annotated[int, typer.Option("--days", min=1, help="Days of firewall logs.")] = 2,
     lines: Annotated[int, typer.Option("--lines", min=0, help="FortiGate traffic lines to write (about).")] = 200_000,
+    locale: Annotated[str, typer.Option("--locale", help="Host languages: mixed, zh-CN or en-US.")] = "mixed",
     lang: LangOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -171,7 +172,9 @@ def simulate(
     from wormhunt.simulate import simulate as run
 
     opts = _opts(ctx, lang, as_json)
-    truth = run(out, hosts=hosts, seed=seed, days=days, lines=lines)
+    if locale not in ("mixed", "zh-CN", "en-US"):
+        raise typer.BadParameter("use mixed, zh-CN or en-US", param_hint="--locale")
+    truth = run(out, hosts=hosts, seed=seed, days=days, lines=lines, locale=locale)
     if opts.json:
         _emit_json({"out": str(out), **{k: truth[k] for k in ("seed", "hosts_total", "period", "patient_zero",
                                                              "infected", "firewall_lines")}})  # fmt: skip

@@ -35,12 +35,13 @@ def simulate(
     days: int = 2,
     lines: int = 200_000,
     start: str = DEFAULT_START,
+    locale: str = "mixed",
 ) -> dict[str, Any]:
     """Write a simulated outbreak under `out`; returns the ground truth (also in ground_truth.json)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    company = build_company(hosts, rng)
+    company = build_company(hosts, rng, locale)
     tz = 480
     local_midnight = datetime.fromisoformat(start).replace(tzinfo=UTC).timestamp()
     begin = local_midnight - tz * 60
@@ -59,6 +60,7 @@ def simulate(
     by_ip = company.by_ip
     truth = {
         "seed": seed,
+        "locale": locale,
         "hosts_total": len(company.hosts),
         "period": {"start": _iso(begin), "end": _iso(end), "collected": _iso(collect), "tz_offset_min": tz},
         "patient_zero": {"host": ob.patient_zero.name, "ip": ob.patient_zero.ip, "infected_at": _iso(ob.t0)},

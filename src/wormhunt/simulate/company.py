@@ -128,8 +128,8 @@ def _owner(rng: random.Random) -> str:
     return f"{rng.choice(_SURNAMES)} {rng.choice(_GIVEN)}"
 
 
-def build_company(n_hosts: int, rng: random.Random) -> Company:
-    """A company of `n_hosts` Windows hosts (at least 8)."""
+def build_company(n_hosts: int, rng: random.Random, locale: str = "mixed") -> Company:
+    """A company of `n_hosts` Windows hosts (at least 8); `locale` is mixed, zh-CN or en-US."""
     n_hosts = max(8, n_hosts)
     # About a fifth are servers, but at least enough for the incident's eight business servers.
     n_servers = max(6, min(250, max(round(n_hosts * 0.22), min(14, n_hosts // 2))))
@@ -149,7 +149,7 @@ def build_company(n_hosts: int, rng: random.Random) -> Company:
                 used.add(ip)
                 return ip
 
-    zh_share = 0.7
+    zh_share = {"mixed": 0.7, "zh-CN": 1.0, "en-US": 0.0}[locale]
     for i, role in enumerate(roles):
         subnet = server_subnets[0] if i < 200 else server_subnets[-1]
         if role in ("cluster", "app", "db"):

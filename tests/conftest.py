@@ -1,0 +1,39 @@
+"""Shared test fixtures. Tests that read ../shared/data skip cleanly when it is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("WORMHUNT_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real sample data not present at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+def encodings(text: str) -> dict[str, bytes]:
+    """The same console output as each Windows producer would leave it on disk."""
+    crlf = text.replace("\n", "\r\n")
+    out = {
+        "utf-8": crlf.encode("utf-8"),
+        "utf-8-bom": b"\xef\xbb\xbf" + crlf.encode("utf-8"),
+        "utf-16le-bom": b"\xff\xfe" + crlf.encode("utf-16-le"),
+        "utf-16le-nobom": crlf.encode("utf-16-le"),
+        "crcrlf": text.replace("\n", "\r\r\n").encode("utf-8"),
+    }
+    try:
+        out["gbk"] = crlf.encode("gbk")
+    except UnicodeEncodeError:
+        pass
+    try:
+        out["cp437"] = crlf.encode("cp437")
+    except UnicodeEncodeError:
+        pass
+    return out
