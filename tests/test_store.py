@@ -1,0 +1,143 @@
+"""Case store and ingest: provenance, idempotence, bad input, transactions, host attribution."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.test_fortigate import IPS, TRAFFIC
+from wormhunt.ingest import Input, ingest, ingest_one
+from wormhunt.model import PROCESSES
+from wormhunt.sources.base import Format
+from wormhunt.sources.detect import Detection
+from wormhunt.sources.text import Encoding
+from wormhunt.store import Case
+
+NETSTAT = """
+Active Connections
+
+  Proto  Local Address          Foreign Address        State           PID
+  TCP    0.0.0.0:135            0.0.0.0:0              LISTENING       688
+  TCP    10.1.1.5:49200         10.1.1.9:445           SYN_SENT        3120
+  TCP    10.1.1.5:49201         10.1.1.10:445          SYN_SENT        3120
+  TCP    not-an-address         10.1.1.10:445          SYN_SENT        3120
+"""
+SYSTEMINFO = """
+Host Name:                 FS01
+OS Name:                   Microsoft Windows Server 2008 R2 Enterprise
+OS Version:                6.1.7601 Service Pack 1 Build 7601
+Hotfix(s):                 1 Hotfix(s) Installed.
+                           [01]: KB4012212
+"""
+
+
+def _files(root: Path) -> dict[str, tuple[str, float]]:
+    return {str(p): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime) for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def evidence(tmp_path: Path) -> Path:
+    root = tmp_path / "in"
+    (root / "FS01-bundle").mkdir(parents=True)
+    (root / "FS01-bundle" / "netstat.txt").write_bytes(NETSTAT.replace("\n", "\r\n").encode("cp437"))
+    (root / "FS01-bundle" / "si.txt").write_bytes(b"\xff\xfe" + SYSTEMINFO.replace("\n", "\r\n").encode("utf-16-le"))
+    (root / "loose").mkdir()
+    (root / "loose" / "netstat-only.txt").write_text(NETSTAT, encoding="utf-8")
+    (root / "fw.log").write_text(TRAFFIC + "\n" + IPS + "\nnot a log line\n", encoding="utf-8")
+    return root
+
+
+def test_ingest_records_provenance_and_manifest(tmp_path: Path, evidence: Path) -> None:
+    before = _files(evidence)
+    with Case(tmp_path / "case") as case:
+        entries = ingest(case, [evidence])
+        by_name = {Path(e.path).name: e for e in entries}
+        assert {e.status for e in entries} == {"ingested"}
+        assert by_name["netstat.txt"].format == "netstat" and by_name["netstat.txt"].encoding == "utf-8"
+        assert by_name["si.txt"].encoding == "utf-16-le+bom"
+        # Host evidence in a bundle is attributed to the systeminfo host name; loose files to their folder.
+        assert by_name["netstat.txt"].host == "FS01" and by_name["netstat.txt"].host_source == "systeminfo"
+        assert by_name["netstat-only.txt"].host == "loose" and by_name["netstat-only.txt"].host_source == "folder"
+        assert by_name["netstat.txt"].records == 3 and by_name["netstat.txt"].skip_reasons == {"bad address": 1}
+        assert by_name["fw.log"].records == 2 and by_name["fw.log"].skipped == 1
+        for e in entries:
+            assert e.sha256 == hashlib.sha256(Path(e.path).read_bytes()).hexdigest()
+        # Every row carries evidence id, line and host.
+        for table in ("sockets", "flows", "net_alerts", "host_info", "hotfixes"):
+            missing = case.con.execute(
+                f"SELECT count(*) FROM {table} WHERE evidence_id IS NULL OR line IS NULL OR host IS NULL"
+            ).fetchone()[0]
+            assert missing == 0, table
+        rows = case.query("SELECT line, remote_ip FROM sockets WHERE host = 'FS01' ORDER BY line")
+        assert [r["line"] for r in rows] == [5, 6, 7]
+        skipped = case.query("SELECT line, reason FROM skipped ORDER BY evidence_id, line")
+        assert {"line": 8, "reason": "bad address"} in skipped
+        manifest = [json.loads(x) for x in (tmp_path / "case" / "evidence" / "manifest.jsonl").read_text().splitlines()]
+        assert len(manifest) == 4 and all(m["sha256"] for m in manifest)
+    assert _files(evidence) == before  # nothing the user gave was modified
+
+
+def test_ingesting_twice_changes_nothing(tmp_path: Path, evidence: Path) -> None:
+    with Case(tmp_path / "case") as case:
+        ingest(case, [evidence])
+        counts = {t: case.count(t) for t in ("evidence", "sockets", "flows", "net_alerts", "host_info", "skipped")}
+        again = ingest(case, [evidence])
+        assert {e.status for e in again} == {"duplicate"}
+        assert all("nothing changed" in e.message for e in again)
+        assert {t: case.count(t) for t in counts} == counts
+    # A copy of the same bytes under another name is the same evidence.
+    copy = tmp_path / "copy.log"
+    copy.write_bytes((evidence / "fw.log").read_bytes())
+    with Case(tmp_path / "case") as case:
+        (entry,) = ingest(case, [copy])
+        assert entry.status == "duplicate"
+
+
+def test_junk_inputs_get_clear_statuses(tmp_path: Path) -> None:
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "random.bin").write_bytes(os.urandom(5000))
+    (junk / "empty.txt").write_bytes(b"")
+    (junk / "notes.txt").write_text("meeting notes\nnothing to see here\n")
+    (junk / "blank.txt").write_text("\n\n   \n")
+    with Case(tmp_path / "case") as case:
+        entries = {Path(e.path).name: e for e in ingest(case, [junk, tmp_path / "missing.log"])}
+    assert entries["random.bin"].status == "unrecognized" and "binary" in entries["random.bin"].message
+    assert entries["empty.txt"].status == "empty"
+    assert entries["blank.txt"].status == "empty"
+    assert entries["notes.txt"].status == "unrecognized" and entries["notes.txt"].message == "unrecognized text format"
+    assert entries["missing.log"].status == "error" and "no such file" in entries["missing.log"].message
+
+
+def test_a_failing_parser_rolls_back_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "x.txt"
+    path.write_text("anything\n")
+
+    def explode(text: str, sink) -> None:  # noqa: ANN001
+        sink.row(PROCESSES, {"line": 1, "pid": 7, "name": "a.exe"})
+        raise RuntimeError("parser bug")
+
+    fmt = Format("boom", "test", lambda head: 1.0, parse_text=explode)
+    item = Input(path, Detection(fmt, Encoding("utf-8"), 1.0), host="H1", host_source="folder")
+    with Case(tmp_path / "case") as case:
+        entry = ingest_one(case, item)
+        assert entry.status == "error" and "RuntimeError: parser bug" in entry.message
+        assert case.count("processes") == 0
+        # The case stays usable for the next file.
+        ok = tmp_path / "fw.log"
+        ok.write_text(TRAFFIC + "\n")
+        (good,) = ingest(case, [ok])
+        assert good.status == "ingested" and case.count("flows") == 1
+
+
+def test_evidence_line_quotes_the_original(tmp_path: Path, evidence: Path) -> None:
+    with Case(tmp_path / "case") as case:
+        ingest(case, [evidence])
+        row = case.query("SELECT evidence_id, line, \"offset\" FROM net_alerts")[0]
+        assert case.evidence_line(row["evidence_id"], row["line"], row["offset"]) == IPS
+        s = case.query("SELECT evidence_id, line FROM sockets WHERE host = 'FS01' AND pid = 3120 ORDER BY line")[0]
+        assert "10.1.1.9:445" in case.evidence_line(s["evidence_id"], s["line"])
