@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -28,12 +29,8 @@ def encodings(text: str) -> dict[str, bytes]:
         "utf-16le-nobom": crlf.encode("utf-16-le"),
         "crcrlf": text.replace("\n", "\r\r\n").encode("utf-8"),
     }
-    try:
+    with contextlib.suppress(UnicodeEncodeError):
         out["gbk"] = crlf.encode("gbk")
-    except UnicodeEncodeError:
-        pass
-    try:
+    with contextlib.suppress(UnicodeEncodeError):
         out["cp437"] = crlf.encode("cp437")
-    except UnicodeEncodeError:
-        pass
     return out

@@ -14,8 +14,15 @@ ENV = {**os.environ, "COLUMNS": "160", "PYTHONIOENCODING": "utf-8"}
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "wormhunt", *args], capture_output=True, text=True,
-                          encoding="utf-8", env=ENV, cwd=cwd, timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "wormhunt", *args],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env=ENV,
+        cwd=cwd,
+        timeout=600,
+    )
 
 
 def test_version() -> None:
@@ -38,7 +45,9 @@ def test_demo_json_matches_ground_truth(tmp_path: Path) -> None:
 
 
 def test_demo_in_chinese_names_patient_zero(tmp_path: Path) -> None:
-    out = run("demo", "--lang", "zh-CN", "--out", str(tmp_path / "d"), "--hosts", "40", "--seed", "6", "--lines", "20000")
+    out = run(
+        "demo", "--lang", "zh-CN", "--out", str(tmp_path / "d"), "--hosts", "40", "--seed", "6", "--lines", "20000"
+    )
     assert out.returncode == 0, out.stderr
     truth = json.loads((tmp_path / "d" / "evidence" / "ground_truth.json").read_text(encoding="utf-8"))
     assert "零号病人" in out.stdout and truth["patient_zero"]["host"] in out.stdout
@@ -82,8 +91,12 @@ def test_investigate_nothing_usable_exits_2(tmp_path: Path) -> None:
     assert out.returncode == 2
     doc = json.loads(out.stdout)
     problems = {Path(p["path"]).name: p["status"] for p in doc["evidence"]["problems"]}
-    assert problems == {"random.bin": "unrecognized", "empty.log": "empty", "readme.txt": "unrecognized",
-                        "half.gz": "unrecognized"}  # fmt: skip
+    assert problems == {
+        "random.bin": "unrecognized",
+        "empty.log": "empty",
+        "readme.txt": "unrecognized",
+        "half.gz": "unrecognized",
+    }
     assert out.stderr.strip() == ""  # --json: nothing but the document
 
 

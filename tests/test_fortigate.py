@@ -88,7 +88,9 @@ def test_fortios5_ips_names_and_millisecond_epoch() -> None:
 
 
 def test_no_zone_keeps_device_local_time_and_says_so() -> None:
-    line = "date=2019-01-02 time=03:04:05 devname=x type=traffic subtype=forward srcip=1.1.1.1 dstip=2.2.2.2 dstport=445"
+    line = (
+        "date=2019-01-02 time=03:04:05 devname=x type=traffic subtype=forward srcip=1.1.1.1 dstip=2.2.2.2 dstport=445"
+    )
     sink = parse(line)
     assert sink.of("flows")[0]["ts"] == datetime(2019, 1, 2, 3, 4, 5)
     assert sink.meta.get("local_time") is True

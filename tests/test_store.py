@@ -36,7 +36,9 @@ Hotfix(s):                 1 Hotfix(s) Installed.
 
 
 def _files(root: Path) -> dict[str, tuple[str, float]]:
-    return {str(p): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime) for p in root.rglob("*") if p.is_file()}
+    return {
+        str(p): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime) for p in root.rglob("*") if p.is_file()
+    }
 
 
 @pytest.fixture
@@ -117,7 +119,7 @@ def test_a_failing_parser_rolls_back_its_rows(tmp_path: Path) -> None:
     path = tmp_path / "x.txt"
     path.write_text("anything\n")
 
-    def explode(text: str, sink) -> None:  # noqa: ANN001
+    def explode(text: str, sink) -> None:
         sink.row(PROCESSES, {"line": 1, "pid": 7, "name": "a.exe"})
         raise RuntimeError("parser bug")
 
@@ -137,7 +139,7 @@ def test_a_failing_parser_rolls_back_its_rows(tmp_path: Path) -> None:
 def test_evidence_line_quotes_the_original(tmp_path: Path, evidence: Path) -> None:
     with Case(tmp_path / "case") as case:
         ingest(case, [evidence])
-        row = case.query("SELECT evidence_id, line, \"offset\" FROM net_alerts")[0]
+        row = case.query('SELECT evidence_id, line, "offset" FROM net_alerts')[0]
         assert case.evidence_line(row["evidence_id"], row["line"], row["offset"]) == IPS
         s = case.query("SELECT evidence_id, line FROM sockets WHERE host = 'FS01' AND pid = 3120 ORDER BY line")[0]
         assert "10.1.1.9:445" in case.evidence_line(s["evidence_id"], s["line"])

@@ -22,8 +22,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from wormhunt import __version__
 from wormhunt.i18n import normalize, t
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
-                  help="wormhunt: find, explain and clean SMB-worm and cryptominer outbreaks.")  # fmt: skip
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="wormhunt: find, explain and clean SMB-worm and cryptominer outbreaks.",
+)
 
 
 @dataclass
@@ -64,7 +68,9 @@ def main_options(
     ctx: typer.Context,
     lang: LangOpt = None,
     as_json: JsonOpt = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
 ) -> None:
     try:
         ctx.obj = Opts(normalize(lang), as_json)
@@ -79,8 +85,15 @@ def _ingest_with_progress(case: Any, paths: list[Path], opts: Opts) -> list[dict
     inputs = walk(paths)
     attribute_hosts(inputs)
     entries = []
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err, disable=opts.json or not err.is_terminal, transient=True) as progress:  # fmt: skip
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=opts.json or not err.is_terminal,
+        transient=True,
+    ) as progress:
         task = progress.add_task("ingest", total=len(inputs))
         for item in inputs:
             progress.update(task, description=str(item.path.name)[:40])
@@ -98,15 +111,32 @@ def _report_file(err: Console, e: dict[str, Any], lang: str) -> None:
     if e["status"] in ("ingested", "duplicate") and not e["skipped"]:
         return
     if e["status"] == "ingested":
-        err.print(t("ingest.file", lang, status=e["status"], path=safe(e["path"], 100), format=e["format"],
-                    encoding=e["encoding"], records=e["records"], skipped=e["skipped"]))  # fmt: skip
+        err.print(
+            t(
+                "ingest.file",
+                lang,
+                status=e["status"],
+                path=safe(e["path"], 100),
+                format=e["format"],
+                encoding=e["encoding"],
+                records=e["records"],
+                skipped=e["skipped"],
+            )
+        )
         for reason, n in list(e["skip_reasons"].items())[:5]:
             first = next((s for s in e["skip_examples"] if s["reason"] == reason), None)
             where = f" (line {first['line']})" if first else ""
             err.print(f"    {n} × {safe(reason)}{where}")
     else:
-        err.print(t("ingest.problem", lang, status=e["status"], path=safe(e["path"], 100),
-                    message=safe(e.get("message") or "")))  # fmt: skip
+        err.print(
+            t(
+                "ingest.problem",
+                lang,
+                status=e["status"],
+                path=safe(e["path"], 100),
+                message=safe(e.get("message") or ""),
+            )
+        )
 
 
 def run_investigation(paths: list[Path], case_dir: Path, opts: Opts) -> tuple[dict[str, Any], int]:
@@ -123,7 +153,9 @@ def run_investigation(paths: list[Path], case_dir: Path, opts: Opts) -> tuple[di
         doc["ingest"] = {
             "files": len(entries),
             "usable": len(usable),
-            "by_status": {s: sum(1 for e in entries if e["status"] == s) for s in sorted({e["status"] for e in entries})},
+            "by_status": {
+                s: sum(1 for e in entries if e["status"] == s) for s in sorted({e["status"] for e in entries})
+            },
         }
     return doc, 0 if usable or not entries else 2
 
@@ -137,7 +169,9 @@ def _print_summary(doc: dict[str, Any], opts: Opts) -> None:
 @app.command()
 def investigate(
     ctx: typer.Context,
-    evidence: Annotated[list[Path], typer.Argument(help="Evidence files or folders (formats are detected from content).")],
+    evidence: Annotated[
+        list[Path], typer.Argument(help="Evidence files or folders (formats are detected from content).")
+    ],
     case: Annotated[Path, typer.Option("--case", help="Case folder (created if missing).")],
     assets: Annotated[Path | None, typer.Option("--assets", help="Asset inventory CSV.")] = None,
     lang: LangOpt = None,
@@ -176,11 +210,25 @@ def simulate(
         raise typer.BadParameter("use mixed, zh-CN or en-US", param_hint="--locale")
     truth = run(out, hosts=hosts, seed=seed, days=days, lines=lines, locale=locale)
     if opts.json:
-        _emit_json({"out": str(out), **{k: truth[k] for k in ("seed", "hosts_total", "period", "patient_zero",
-                                                             "infected", "firewall_lines")}})  # fmt: skip
+        _emit_json(
+            {
+                "out": str(out),
+                **{
+                    k: truth[k] for k in ("seed", "hosts_total", "period", "patient_zero", "infected", "firewall_lines")
+                },
+            }
+        )
     else:
-        _err().print(t("simulate.done", opts.lang, hosts=truth["hosts_total"], traffic=truth["firewall_lines"]["traffic"],
-                       ips=truth["firewall_lines"]["ips"], out=out))  # fmt: skip
+        _err().print(
+            t(
+                "simulate.done",
+                opts.lang,
+                hosts=truth["hosts_total"],
+                traffic=truth["firewall_lines"]["traffic"],
+                ips=truth["firewall_lines"]["ips"],
+                out=out,
+            )
+        )
 
 
 def _prepare_demo_dir(out: Path) -> None:
@@ -194,7 +242,9 @@ def _prepare_demo_dir(out: Path) -> None:
 @app.command()
 def demo(
     ctx: typer.Context,
-    out: Annotated[Path, typer.Option("--out", help="Folder for the simulated evidence and the case.")] = Path("wormhunt-demo"),
+    out: Annotated[Path, typer.Option("--out", help="Folder for the simulated evidence and the case.")] = Path(
+        "wormhunt-demo"
+    ),
     hosts: Annotated[int, typer.Option("--hosts", min=8)] = 60,
     seed: Annotated[int, typer.Option("--seed")] = 7,
     days: Annotated[int, typer.Option("--days", min=1)] = 2,
@@ -215,7 +265,9 @@ def demo(
     truth = run(evidence, hosts=hosts, seed=seed, days=days, lines=lines)
     if not opts.json:
         err.print(t("demo.investigating", opts.lang, out=evidence))
-    doc, code = run_investigation([evidence / "network", evidence / "hosts", evidence / "assets.csv"], out / "case", opts)
+    doc, code = run_investigation(
+        [evidence / "network", evidence / "hosts", evidence / "assets.csv"], out / "case", opts
+    )
     found = sorted(h["host"] for h in doc["hosts"] if h["status"] == "infected")
     doc["ground_truth"] = {
         "patient_zero": truth["patient_zero"]["host"],
@@ -229,8 +281,16 @@ def demo(
         _emit_json(doc)
     else:
         _print_summary(doc, opts)
-        err.print(t("demo.truth", opts.lang, p0=truth["patient_zero"]["host"], infected=len(truth["infected"]),
-                    found=len(found), found_p0=(doc["patient_zero"] or {}).get("host")))  # fmt: skip
+        err.print(
+            t(
+                "demo.truth",
+                opts.lang,
+                p0=truth["patient_zero"]["host"],
+                infected=len(truth["infected"]),
+                found=len(found),
+                found_p0=(doc["patient_zero"] or {}).get("host"),
+            )
+        )
     raise typer.Exit(code)
 
 
@@ -240,7 +300,7 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         if os.environ.get("WORMHUNT_DEBUG"):
             raise
         Console(stderr=True).print(f"[red]error:[/] {type(exc).__name__}: {exc}")

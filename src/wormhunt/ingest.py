@@ -103,10 +103,15 @@ def ingest_one(case: Case, item: Input) -> ManifestEntry:
     size = path.stat().st_size if path.exists() and path.is_file() else 0
     det = item.detection
     entry = ManifestEntry(
-        evidence_id=None, path=str(path.resolve()) if path.exists() else str(path), sha256=None, size=size,
+        evidence_id=None,
+        path=str(path.resolve()) if path.exists() else str(path),
+        sha256=None,
+        size=size,
         format=det.format.name if det and det.format else None,
-        encoding=det.encoding.label if det else None, host=item.host, host_source=item.host_source,
-    )  # fmt: skip
+        encoding=det.encoding.label if det else None,
+        host=item.host,
+        host_source=item.host_source,
+    )
     if item.error:
         entry.status, entry.message = "error", item.error
         case.record(entry)
@@ -122,7 +127,7 @@ def ingest_one(case: Case, item: Input) -> ManifestEntry:
         entry.message = f"already in the case as evidence {dup_id}; nothing changed"
         case.record(entry)
         return entry
-    entry.evidence_id = case._next_id()  # noqa: SLF001 - the case owns id allocation
+    entry.evidence_id = case._next_id()
     if det is None or det.format is None:
         entry.status = "empty" if det and det.reason == "empty" else "unrecognized"
         entry.message = det.reason if det else "not detected"
@@ -138,7 +143,7 @@ def ingest_one(case: Case, item: Input) -> ManifestEntry:
     hasher = hashlib.sha256()
     con = case.con
     con.execute("BEGIN TRANSACTION")
-    sink = StoreSink(con, entry.evidence_id, item.host)
+    sink = StoreSink(case, entry.evidence_id, item.host)
     try:
         if fmt.parse_file is not None:
             _parse_streaming(fmt, path, det, sink, hasher)
@@ -152,25 +157,29 @@ def ingest_one(case: Case, item: Input) -> ManifestEntry:
         entry.sha256 = hasher.hexdigest()
         _fill(entry, sink)
         copy = case.keep_copy(path, entry.sha256) if size <= COPY_LIMIT else None
-        case.record(entry, quick_fp=quick, copy=copy)
+        case.insert_evidence(entry, quick_fp=quick, copy=copy)
+        sink.commit()  # partitions become visible with the transaction
         con.execute("COMMIT")
-    except Exception as exc:  # noqa: BLE001 - a broken file must never stop the run
+    except Exception as exc:
         con.execute("ROLLBACK")
+        sink.abort()
         entry.status = "error"
         entry.message = f"parser failed: {type(exc).__name__}: {exc}"
         entry.records, entry.skipped = 0, 0
         entry.sha256 = entry.sha256 or _sha256(path)
         case.record(entry, quick_fp=quick)
+        return entry
+    case.append_manifest(entry)
     return entry
 
 
-def _parse_streaming(fmt, path: Path, det: Detection, sink: StoreSink, hasher) -> None:  # noqa: ANN001
+def _parse_streaming(fmt, path: Path, det: Detection, sink: StoreSink, hasher) -> None:
     """Hash on a second thread while the parser works, so a huge log is read once."""
     lock = threading.Lock()
     pending: list[threading.Thread] = []
 
-    def tap(chunk) -> None:  # noqa: ANN001
-        def work(view=chunk) -> None:  # noqa: ANN001
+    def tap(chunk) -> None:
+        def work(view=chunk) -> None:
             with lock:
                 hasher.update(view)
 

@@ -7,9 +7,12 @@ behind, and a file already in the case (same sha256) is not ingested again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import queue
 import shutil
+import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +23,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from wormhunt.model import KINDS, Kind
 from wormhunt.sources.base import Sink
@@ -27,6 +31,10 @@ from wormhunt.sources.base import Sink
 # Files up to this size are copied into the case so reports can quote them later.
 COPY_LIMIT = 64 * 1024 * 1024
 ROW_BATCH = 50_000
+# Record kinds that can run to billions of rows: stored as Parquet partitions (one per
+# evidence file) under tables/<kind>/, read through a DuckDB view of the same name. Parquet
+# writes several times faster than DuckDB's own storage, and Spark or ClickHouse read it as is.
+BULK_KINDS = ("flows", "net_alerts")
 # Bytes read at each end of a file for the quick fingerprint that spares hashing huge
 # files twice: only a fingerprint match triggers the full sha256 comparison.
 FINGERPRINT_BYTES = 1024 * 1024
@@ -74,15 +82,51 @@ def quick_fingerprint(path: Path) -> str:
     return h.hexdigest()
 
 
-class StoreSink(Sink):
-    """Writes parsed rows into the case tables for one evidence file."""
+class _PartitionWriter:
+    """Writes one evidence file's rows of a bulk kind to a Parquet partition on a background
+    thread (bounded queue), so storing overlaps parsing. Renamed into place on commit."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, evidence_id: int, host: str | None) -> None:
+    def __init__(self, tmp: Path, final: Path, schema: pa.Schema) -> None:
+        self.tmp, self.final = tmp, final
+        self.queue: queue.Queue[pa.Table | None] = queue.Queue(maxsize=2)
+        self.error: BaseException | None = None
+        self.writer = pq.ParquetWriter(tmp, schema, compression="zstd", compression_level=1)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (table := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self.writer.write_table(table, row_group_size=256_000)
+                except BaseException as exc:
+                    self.error = exc
+
+    def put(self, table: pa.Table) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(table)
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        self.writer.close()
+        if self.error is not None:
+            raise self.error
+
+
+class StoreSink(Sink):
+    """Writes parsed rows into the case for one evidence file: small kinds into DuckDB tables,
+    bulk kinds (flows, alerts) into a Parquet partition that the kind's view reads."""
+
+    def __init__(self, case: Case, evidence_id: int, host: str | None) -> None:
         super().__init__()
-        self.con = con
+        self.case = case
+        self.con = case.con
         self.evidence_id = evidence_id
         self.host = host
         self.pending: dict[str, list[dict[str, Any]]] = {}
+        self.writers: dict[str, _PartitionWriter] = {}
         self.tap: Callable[[Any], None] | None = None
 
     def _row(self, kind: Kind, values: dict[str, Any]) -> None:
@@ -110,6 +154,13 @@ class StoreSink(Sink):
         if self.host is not None:
             idx = table.schema.get_field_index("host")
             table = table.set_column(idx, "host", pc.coalesce(table.column(idx), pa.scalar(self.host)))
+        if kind.name in BULK_KINDS:
+            writer = self.writers.get(kind.name)
+            if writer is None:
+                final = self.case.partition(kind.name, self.evidence_id)
+                writer = self.writers[kind.name] = _PartitionWriter(final.with_suffix(".tmp"), final, kind.arrow_schema)
+            writer.put(table.cast(kind.arrow_schema))
+            return
         self.con.register("_wh_batch", table)
         try:
             cols = ", ".join(f'"{c}"' for c in kind.names)
@@ -118,8 +169,22 @@ class StoreSink(Sink):
             self.con.unregister("_wh_batch")
 
     def close(self) -> None:
+        """Flush everything; partitions are complete but not yet visible."""
         for name in list(self.pending):
             self._flush(KINDS[name])
+        for writer in self.writers.values():
+            writer.close()
+
+    def commit(self) -> None:
+        for writer in self.writers.values():
+            writer.tmp.replace(writer.final)
+
+    def abort(self) -> None:
+        for writer in self.writers.values():
+            with contextlib.suppress(BaseException):
+                writer.close()
+            writer.tmp.unlink(missing_ok=True)
+            writer.final.unlink(missing_ok=True)
 
 
 class Case:
@@ -155,8 +220,21 @@ class Case:
             "CREATE TABLE IF NOT EXISTS skipped (evidence_id INTEGER, line BIGINT, reason VARCHAR, text VARCHAR)"
         )
         for kind in KINDS.values():
+            if kind.name in BULK_KINDS:
+                folder = self.root / "tables" / kind.name
+                folder.mkdir(parents=True, exist_ok=True)
+                empty = folder / "e000000.parquet"  # keeps the view valid before any evidence
+                if not empty.exists():
+                    pq.write_table(kind.arrow_schema.empty_table(), empty)
+                # Recreated at every open: the view holds the absolute path of this case.
+                glob = str(folder.resolve() / "e*.parquet").replace("'", "''")
+                self.con.execute(f"CREATE OR REPLACE VIEW {kind.name} AS SELECT * FROM read_parquet('{glob}')")
+                continue
             cols = ", ".join(f'"{c.name}" {c.sql}' for c in kind.all_columns)
             self.con.execute(f"CREATE TABLE IF NOT EXISTS {kind.name} ({cols})")
+
+    def partition(self, kind: str, evidence_id: int) -> Path:
+        return self.root / "tables" / kind / f"e{evidence_id:06d}.parquet"
 
     # -- evidence bookkeeping -------------------------------------------------------------
 
@@ -177,20 +255,38 @@ class Case:
 
     def record(self, entry: ManifestEntry, quick_fp: str | None = None, copy: str | None = None) -> None:
         """Write the evidence row (for ingested files) and append the manifest line."""
-        if entry.status != "duplicate" and entry.evidence_id is not None:
-            self.con.execute(
-                "INSERT INTO evidence VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    entry.evidence_id, entry.sha256, quick_fp, entry.path, entry.size, entry.format,
-                    entry.encoding, entry.host, entry.host_source, entry.records, entry.skipped,
-                    entry.status, copy, entry.ingested_at,
-                ],
-            )  # fmt: skip
-            if entry.skip_examples:
-                self.con.executemany(
-                    "INSERT INTO skipped VALUES (?, ?, ?, ?)",
-                    [[entry.evidence_id, s["line"], s["reason"], s["text"]] for s in entry.skip_examples],
-                )
+        self.insert_evidence(entry, quick_fp, copy)
+        self.append_manifest(entry)
+
+    def insert_evidence(self, entry: ManifestEntry, quick_fp: str | None = None, copy: str | None = None) -> None:
+        if entry.status == "duplicate" or entry.evidence_id is None:
+            return
+        self.con.execute(
+            "INSERT INTO evidence VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                entry.evidence_id,
+                entry.sha256,
+                quick_fp,
+                entry.path,
+                entry.size,
+                entry.format,
+                entry.encoding,
+                entry.host,
+                entry.host_source,
+                entry.records,
+                entry.skipped,
+                entry.status,
+                copy,
+                entry.ingested_at,
+            ],
+        )
+        if entry.skip_examples:
+            self.con.executemany(
+                "INSERT INTO skipped VALUES (?, ?, ?, ?)",
+                [[entry.evidence_id, s["line"], s["reason"], s["text"]] for s in entry.skip_examples],
+            )
+
+    def append_manifest(self, entry: ManifestEntry) -> None:
         with open(self.manifest_path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(entry.to_json(), ensure_ascii=False, default=str) + "\n")
 

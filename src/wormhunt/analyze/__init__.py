@@ -47,10 +47,20 @@ def _persist(case: Case, result: Investigation) -> None:
            first_seen TIMESTAMP, role VARCHAR, os VARCHAR)"""
     )
     rows = [
-        [f.host, f.ip, f.rule, f.severity, f.attack, f.title, json.dumps(f.params, ensure_ascii=False, default=str),
-         f.first_seen, f.last_seen, json.dumps([e.__dict__ for e in f.evidence])]
+        [
+            f.host,
+            f.ip,
+            f.rule,
+            f.severity,
+            f.attack,
+            f.title,
+            json.dumps(f.params, ensure_ascii=False, default=str),
+            f.first_seen,
+            f.last_seen,
+            json.dumps([e.__dict__ for e in f.evidence]),
+        ]
         for f in result.findings
-    ]  # fmt: skip
+    ]
     if rows:
         con.executemany("INSERT INTO findings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     hrows = [

@@ -47,12 +47,27 @@ def masquerades(case: Case) -> list[Finding]:
         if not folder or folder in allowed:
             continue
         family = next((w for root, w in worm if folder == root or folder.startswith(root + "\\")), None)
-        params = {"name": r["name"], "folder": r["image_path"].rsplit("\\", 1)[0], "path": r["image_path"],
-                  "pid": r["pid"], "family": family["family"] if family and family["family"] else ""}  # fmt: skip
+        params = {
+            "name": r["name"],
+            "folder": r["image_path"].rsplit("\\", 1)[0],
+            "path": r["image_path"],
+            "pid": r["pid"],
+            "family": family["family"] if family and family["family"] else "",
+        }
         known = family is not None and family["family"]
-        out.append(Finding("host.masquerade", r["host"], "critical" if known else "high", "T1036.005",
-                           "finding.masquerade_worm" if known else "finding.masquerade", params,
-                           r["created"], None, _refs("processes", [r])))  # fmt: skip
+        out.append(
+            Finding(
+                "host.masquerade",
+                r["host"],
+                "critical" if known else "high",
+                "T1036.005",
+                "finding.masquerade_worm" if known else "finding.masquerade",
+                params,
+                r["created"],
+                None,
+                _refs("processes", [r]),
+            )
+        )
     counts = case.query(
         """SELECT host, evidence_id, lower(name) AS name, count(*) AS n,
                   list({'evidence_id': evidence_id, 'line': line} ORDER BY line) AS ev
@@ -65,9 +80,19 @@ def masquerades(case: Case) -> list[Finding]:
         limit = binaries[r["name"]]["max_instances"]
         if r["n"] > limit and (r["host"], r["name"]) not in seen:
             seen.add((r["host"], r["name"]))
-            out.append(Finding("host.too_many_instances", r["host"], "medium", "T1036.005",
-                               "finding.too_many_instances", {"name": r["name"], "count": r["n"], "max": limit},
-                               None, None, _refs("processes", r["ev"])))  # fmt: skip
+            out.append(
+                Finding(
+                    "host.too_many_instances",
+                    r["host"],
+                    "medium",
+                    "T1036.005",
+                    "finding.too_many_instances",
+                    {"name": r["name"], "count": r["n"], "max": limit},
+                    None,
+                    None,
+                    _refs("processes", r["ev"]),
+                )
+            )
     return out
 
 
@@ -90,7 +115,8 @@ def hidden_pids(case: Case) -> list[dict[str, Any]]:
     """PIDs that own sockets but appear in no process list of the same host."""
     return case.query(
         """SELECT s.host, s.pid, count(*) AS sockets,
-                  count(DISTINCT s.remote_ip) FILTER (WHERE s.remote_port IN (445, 139) AND NOT s.listening) AS smb_peers,
+                  count(DISTINCT s.remote_ip)
+                      FILTER (WHERE s.remote_port IN (445, 139) AND NOT s.listening) AS smb_peers,
                   list({'evidence_id': s.evidence_id, 'line': s.line} ORDER BY s.line) AS ev
            FROM sockets s
            WHERE s.pid IS NOT NULL AND s.pid NOT IN (0, 4)
@@ -111,12 +137,34 @@ def findings(case: Case) -> list[Finding]:
     for r in hidden.values():
         sev = "high" if r["smb_peers"] else "medium"
         params = {"pid": r["pid"], "sockets": r["sockets"], "smb_peers": r["smb_peers"]}
-        out.append(Finding("host.hidden_pid", r["host"], sev, "T1564", "finding.hidden_pid", params,
-                           None, None, _refs("sockets", r["ev"])))  # fmt: skip
+        out.append(
+            Finding(
+                "host.hidden_pid",
+                r["host"],
+                sev,
+                "T1564",
+                "finding.hidden_pid",
+                params,
+                None,
+                None,
+                _refs("sockets", r["ev"]),
+            )
+        )
     for r in smb_fanout_by_pid(case):
         key = (r["host"], r["pid"])
         image = images.get(key) or ("?" if key in hidden else "")
         params = {"pid": r["pid"], "image": image or "?", "peers": r["peers"], "syn": r["syn"]}
-        out.append(Finding("host.pid_smb_fanout", r["host"], "high", "T1046", "finding.pid_smb_fanout", params,
-                           None, None, _refs("sockets", r["ev"])))  # fmt: skip
+        out.append(
+            Finding(
+                "host.pid_smb_fanout",
+                r["host"],
+                "high",
+                "T1046",
+                "finding.pid_smb_fanout",
+                params,
+                None,
+                None,
+                _refs("sockets", r["ev"]),
+            )
+        )
     return out

@@ -134,10 +134,15 @@ def findings(case: Case, roles: dict[str, str] | None = None) -> tuple[list[Find
         failed_pct = round(100 * row["failed_ratio"])
         role = roles.get(ip) or ""
         params = {
-            "ports": "/".join(str(p) for p in fcfg["ports"]), "window": fcfg["window_minutes"],
-            "max_targets": row["max_targets"], "total_targets": row["total_targets"],
-            "failed_pct": failed_pct, "ok_pct": 100 - failed_pct, "sessions": row["sessions"], "role": role,
-        }  # fmt: skip
+            "ports": "/".join(str(p) for p in fcfg["ports"]),
+            "window": fcfg["window_minutes"],
+            "max_targets": row["max_targets"],
+            "total_targets": row["total_targets"],
+            "failed_pct": failed_pct,
+            "ok_pct": 100 - failed_pct,
+            "sessions": row["sessions"],
+            "role": role,
+        }
         if row["failed_ratio"] >= fcfg["scan_failed_ratio"]:
             rule, sev, title = "net.smb_scan", "high", "finding.smb_scan"
         else:
@@ -145,24 +150,68 @@ def findings(case: Case, roles: dict[str, str] | None = None) -> tuple[list[Find
                 rule, sev, title = "net.smb_fanout_expected", "low", "finding.smb_fanout_expected"
             else:
                 rule, sev, title = "net.smb_fanout", "medium", "finding.smb_fanout_ok"
-        out.append(Finding(rule, ip, sev, "T1046", title, params, row["first_seen"], row["last_seen"],
-                           _refs("flows", row["ev"]), ip=ip))  # fmt: skip
+        out.append(
+            Finding(
+                rule,
+                ip,
+                sev,
+                "T1046",
+                title,
+                params,
+                row["first_seen"],
+                row["last_seen"],
+                _refs("flows", row["ev"]),
+                ip=ip,
+            )
+        )
         spreaders[ip] = {
-            "src": ip, "first_seen": row["first_seen"], "last_seen": row["last_seen"],
-            "distinct_targets": row["total_targets"], "max_targets_per_window": row["max_targets"],
-            "failed_ratio": round(row["failed_ratio"], 3), "exploit_alerts": 0, "scanning": sev == "high",
-        }  # fmt: skip
+            "src": ip,
+            "first_seen": row["first_seen"],
+            "last_seen": row["last_seen"],
+            "distinct_targets": row["total_targets"],
+            "max_targets_per_window": row["max_targets"],
+            "failed_ratio": round(row["failed_ratio"], 3),
+            "exploit_alerts": 0,
+            "scanning": sev == "high",
+        }
     targets: dict[str, dict[str, Any]] = {}
     for row in exploit_alerts(case):
         ip, spec = row["src_ip"], row["spec"]
-        params = {"signature": row["signature"], "count": row["count"], "targets": row["targets"],
-                  "kind": spec["kind"], "cve": ", ".join(spec["cve"]), "family": spec["name"]}  # fmt: skip
-        out.append(Finding(f"net.{spec['kind']}_source", ip, spec["severity"], spec["attack"], "finding.exploit_source",
-                           params, row["first_seen"], row["last_seen"], _refs("net_alerts", row["ev"]), ip=ip))  # fmt: skip
-        s = spreaders.setdefault(ip, {
-            "src": ip, "first_seen": row["first_seen"], "last_seen": row["last_seen"], "distinct_targets": 0,
-            "max_targets_per_window": 0, "failed_ratio": None, "exploit_alerts": 0, "scanning": False,
-        })  # fmt: skip
+        params = {
+            "signature": row["signature"],
+            "count": row["count"],
+            "targets": row["targets"],
+            "kind": spec["kind"],
+            "cve": ", ".join(spec["cve"]),
+            "family": spec["name"],
+        }
+        out.append(
+            Finding(
+                f"net.{spec['kind']}_source",
+                ip,
+                spec["severity"],
+                spec["attack"],
+                "finding.exploit_source",
+                params,
+                row["first_seen"],
+                row["last_seen"],
+                _refs("net_alerts", row["ev"]),
+                ip=ip,
+            )
+        )
+        s = spreaders.setdefault(
+            ip,
+            {
+                "src": ip,
+                "first_seen": row["first_seen"],
+                "last_seen": row["last_seen"],
+                "distinct_targets": 0,
+                "max_targets_per_window": 0,
+                "failed_ratio": None,
+                "exploit_alerts": 0,
+                "scanning": False,
+            },
+        )
         s["exploit_alerts"] += row["count"]
         s["first_seen"] = min(s["first_seen"], row["first_seen"])
         s["last_seen"] = max(s["last_seen"], row["last_seen"])
@@ -171,9 +220,20 @@ def findings(case: Case, roles: dict[str, str] | None = None) -> tuple[list[Find
             t["sources"].add(ip)
             t["first"] = min(t["first"], row["first_seen"])
     for dst, t in targets.items():
-        out.append(Finding("net.exploit_target", dst, "low", "T1210", "finding.exploit_target",
-                           {"signature": t["signature"], "sources": ", ".join(sorted(t["sources"])[:5])},
-                           t["first"], None, [], ip=dst))  # fmt: skip
+        out.append(
+            Finding(
+                "net.exploit_target",
+                dst,
+                "low",
+                "T1210",
+                "finding.exploit_target",
+                {"signature": t["signature"], "sources": ", ".join(sorted(t["sources"])[:5])},
+                t["first"],
+                None,
+                [],
+                ip=dst,
+            )
+        )
     ranked = sorted(
         (s for s in spreaders.values() if s["scanning"] or s["exploit_alerts"]),
         key=lambda s: (-(s["exploit_alerts"] > 0), -(s["scanning"]), s["first_seen"] or datetime.max),

@@ -56,7 +56,9 @@ class Identity:
         self.assets: dict[str, dict[str, Any]] = {}
         self.os: dict[str, str] = {}
         self.canonical: dict[str, str] = {}
-        for r in case.query("SELECT host, os_name, ips FROM host_info WHERE host IS NOT NULL ORDER BY evidence_id, line"):
+        for r in case.query(
+            "SELECT host, os_name, ips FROM host_info WHERE host IS NOT NULL ORDER BY evidence_id, line"
+        ):
             self._host(r["host"])
             self.os.setdefault(r["host"], r["os_name"])
             for ip in r["ips"] or []:
@@ -98,8 +100,9 @@ class Identity:
 def build_hosts(identity: Identity, findings: list[Finding]) -> dict[str, HostView]:
     hosts: dict[str, HostView] = {}
     for name, ips in identity.host_ips.items():
-        hosts[name] = HostView(name, ips[0] if ips else None, list(ips), identity.assets.get(name, {}),
-                               identity.os.get(name))  # fmt: skip
+        hosts[name] = HostView(
+            name, ips[0] if ips else None, list(ips), identity.assets.get(name, {}), identity.os.get(name)
+        )
     for f in findings:
         if f.ip and f.host == f.ip:
             f.host = identity.host_of(f.ip)
@@ -139,5 +142,12 @@ def patient_zero(hosts: dict[str, HostView]) -> dict[str, Any] | None:
                 "runner_up": timed[1][1].host if len(timed) > 1 else None,
                 "evidence": basis.evidence,
             }
-    return {"host": infected[0].host, "ip": infected[0].ip, "first_seen": None, "basis": "no timing evidence",
-            "lead_seconds": None, "runner_up": None, "evidence": []}  # fmt: skip
+    return {
+        "host": infected[0].host,
+        "ip": infected[0].ip,
+        "first_seen": None,
+        "basis": "no timing evidence",
+        "lead_seconds": None,
+        "runner_up": None,
+        "evidence": [],
+    }

@@ -36,16 +36,35 @@ def _time(value: str | None) -> str:
 
 
 def render(
-    doc: dict[str, Any], console: Console, lang: str, max_hosts: int = 40, max_findings: int = 4,
+    doc: dict[str, Any],
+    console: Console,
+    lang: str,
+    max_hosts: int = 40,
+    max_findings: int = 4,
     lines_per_finding: int = 1,
 ) -> None:
     s = doc["summary"]
-    console.print(Panel.fit(
-        t("summary.hosts_total", lang, total=s["hosts"], infected=s["infected"], suspicious=s["suspicious"],
-          clean=s["clean"]) + "\n" +
-        t("summary.evidence", lang, files=doc["evidence"]["files"], records=doc["evidence"]["records"],
-          skipped=doc["evidence"]["skipped"]),
-        title=t("summary.title", lang)))  # fmt: skip
+    console.print(
+        Panel.fit(
+            t(
+                "summary.hosts_total",
+                lang,
+                total=s["hosts"],
+                infected=s["infected"],
+                suspicious=s["suspicious"],
+                clean=s["clean"],
+            )
+            + "\n"
+            + t(
+                "summary.evidence",
+                lang,
+                files=doc["evidence"]["files"],
+                records=doc["evidence"]["records"],
+                skipped=doc["evidence"]["skipped"],
+            ),
+            title=t("summary.title", lang),
+        )
+    )
 
     pz = doc["patient_zero"]
     if pz:
@@ -63,14 +82,27 @@ def render(
 
     if doc["spreaders"]:
         table = Table(title=t("summary.spreaders", lang), show_lines=False)
-        for col in ("summary.host", "summary.ip", "summary.first_seen", "summary.targets", "summary.max_window",
-                    "summary.failed", "summary.alerts"):  # fmt: skip
+        for col in (
+            "summary.host",
+            "summary.ip",
+            "summary.first_seen",
+            "summary.targets",
+            "summary.max_window",
+            "summary.failed",
+            "summary.alerts",
+        ):
             table.add_column(t(col, lang))
         for sp in doc["spreaders"][:25]:
             failed = "-" if sp.get("failed_ratio") is None else f"{round(100 * sp['failed_ratio'])}%"
-            table.add_row(safe(sp.get("host")), safe(sp["src"]), _time(sp["first_seen"]),
-                          str(sp["distinct_targets"]), str(sp["max_targets_per_window"]), failed,
-                          str(sp["exploit_alerts"]))  # fmt: skip
+            table.add_row(
+                safe(sp.get("host")),
+                safe(sp["src"]),
+                _time(sp["first_seen"]),
+                str(sp["distinct_targets"]),
+                str(sp["max_targets_per_window"]),
+                failed,
+                str(sp["exploit_alerts"]),
+            )
         console.print(table)
 
     affected = [h for h in doc["hosts"] if h["status"] != "clean"]
@@ -89,8 +121,10 @@ def render(
             shown = [f for f in h["findings"] if f["severity"] not in ("info", "low") or h["status"] == "clean"]
             for f in shown[:max_findings]:
                 sev = f["severity"]
-                cell.append(f"[{SEVERITY_STYLE[sev]}]{t('severity.' + sev, lang)}[/] {safe(f['title'], 300)} "
-                            f"[dim]{f['attack']}[/]")  # fmt: skip
+                cell.append(
+                    f"[{SEVERITY_STYLE[sev]}]{t('severity.' + sev, lang)}[/] {safe(f['title'], 300)} "
+                    f"[dim]{f['attack']}[/]"
+                )
                 for ev in f["evidence"][:lines_per_finding]:
                     where = f"{safe((ev['file'] or '').rsplit('/', 1)[-1], 40)}:{ev['line']}"
                     text = ev.get("digest") or (ev["text"] or "").strip()
@@ -98,8 +132,11 @@ def render(
             if len(shown) > max_findings:
                 cell.append(f"[dim]+{len(shown) - max_findings}[/]")
             status = h["status"]
-            table.add_row(head, f"[{STATUS_STYLE[status]}]{t('status.' + status, lang)}[/]\n{_time(h['first_seen'])}",
-                          "\n".join(cell))  # fmt: skip
+            table.add_row(
+                head,
+                f"[{STATUS_STYLE[status]}]{t('status.' + status, lang)}[/]\n{_time(h['first_seen'])}",
+                "\n".join(cell),
+            )
         console.print(table)
         if len(affected) > max_hosts:
             console.print(f"... {len(affected) - max_hosts} more")

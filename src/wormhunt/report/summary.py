@@ -26,9 +26,7 @@ class EvidenceResolver:
 
     def __init__(self, case: Case) -> None:
         self.case = case
-        self.files = {
-            r["evidence_id"]: r for r in case.query("SELECT evidence_id, path, sha256, format FROM evidence")
-        }
+        self.files = {r["evidence_id"]: r for r in case.query("SELECT evidence_id, path, sha256, format FROM evidence")}
         self._offsets: dict[tuple[str, int, int], int | None] = {}
         self._digests: dict[tuple[str, int, int], str] = {}
 

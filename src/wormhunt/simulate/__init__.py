@@ -66,19 +66,31 @@ def simulate(
         "patient_zero": {"host": ob.patient_zero.name, "ip": ob.patient_zero.ip, "infected_at": _iso(ob.t0)},
         "infected": sorted(ob.infections),
         "edges": [
-            {"src": by_ip[e["src"]].name, "dst": by_ip[e["dst"]].name, "src_ip": e["src"], "dst_ip": e["dst"],
-             "ts": _iso(e["ts"])}
+            {
+                "src": by_ip[e["src"]].name,
+                "dst": by_ip[e["dst"]].name,
+                "src_ip": e["src"],
+                "dst_ip": e["dst"],
+                "ts": _iso(e["ts"]),
+            }
             for e in ob.edges
-        ],  # fmt: skip
+        ],
         "hosts": [
             {
-                "host": h.name, "ip": h.ip, "os": OSES[h.os]["name_en"], "role": h.role, "locale": h.locale,
-                "collection": h.collection, "patched": h.patched, "av_installed": h.av_installed,
-                "av_forbidden": h.av_forbidden, "infected": h.name in ob.infections,
+                "host": h.name,
+                "ip": h.ip,
+                "os": OSES[h.os]["name_en"],
+                "role": h.role,
+                "locale": h.locale,
+                "collection": h.collection,
+                "patched": h.patched,
+                "av_installed": h.av_installed,
+                "av_forbidden": h.av_forbidden,
+                "infected": h.name in ob.infections,
                 "infected_at": _iso(ob.infections[h.name].ts) if h.name in ob.infections else None,
             }
             for h in company.hosts
-        ],  # fmt: skip
+        ],
         "firewall_lines": counts,
     }
     (out / "ground_truth.json").write_text(json.dumps(truth, indent=2, ensure_ascii=False), encoding="utf-8")

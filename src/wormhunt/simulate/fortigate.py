@@ -22,8 +22,21 @@ from wormhunt.simulate.outbreak import EXPLOIT, RESET, TIMEOUT, Outbreak, int_ip
 
 EXPLOIT_SIG = ("MS.SMB.Server.SMB1.Trans2.Secondary.Handling.Code.Execution", 43796)
 BACKDOOR_SIG = ("Backdoor.DoublePulsar", 43963)
-SERVICES = {445: "SMB", 139: "SAMBA", 53: "DNS", 88: "KERBEROS", 389: "LDAP", 443: "HTTPS", 80: "HTTP",
-            1433: "MS-SQL", 3389: "RDP", 135: "DCE-RPC", 8080: "tcp/8080", 123: "NTP", 23: "TELNET"}  # fmt: skip
+SERVICES = {
+    445: "SMB",
+    139: "SAMBA",
+    53: "DNS",
+    88: "KERBEROS",
+    389: "LDAP",
+    443: "HTTPS",
+    80: "HTTP",
+    1433: "MS-SQL",
+    3389: "RDP",
+    135: "DCE-RPC",
+    8080: "tcp/8080",
+    123: "NTP",
+    23: "TELNET",
+}
 ACTIONS = ["close", "timeout", "server-rst", "deny", "accept"]
 A_CLOSE, A_TIMEOUT, A_RESET, A_DENY, A_ACCEPT = range(5)
 # Share of each hour of the day in business traffic (08:00-18:00 busy, nights quiet).
@@ -77,8 +90,10 @@ class Generator:
         self.backup = ip_int(backup[0].ip) if backup else None
         self.server_net = {ip_int(s + ".0") >> 8 for s in company.server_subnets}
         # Public destinations from the documentation ranges: never a real address.
-        self.internet = np.array([ip_int(f"203.0.113.{i}") for i in range(1, 255)]
-                                 + [ip_int(f"198.51.100.{i}") for i in range(1, 255)], np.int64)  # fmt: skip
+        self.internet = np.array(
+            [ip_int(f"203.0.113.{i}") for i in range(1, 255)] + [ip_int(f"198.51.100.{i}") for i in range(1, 255)],
+            np.int64,
+        )
 
     def background(self, start: float, n: int) -> Flows:
         """n benign sessions within the hour starting at `start`."""
@@ -130,18 +145,28 @@ class Generator:
         """The backup server pulls every host in another VLAN over SMB, one after another."""
         if self.backup is None:
             return _flows(0)
-        targets = np.array([d for d in np.concatenate([self.pcs, self.servers])
-                            if (d >> 8) != (self.backup >> 8)], np.int64)  # fmt: skip
+        targets = np.array(
+            [d for d in np.concatenate([self.pcs, self.servers]) if (d >> 8) != (self.backup >> 8)], np.int64
+        )
         n = len(targets)
         rng = self.rng
         ts = night_start + np.cumsum(rng.uniform(4, 9, n))
         sent = rng.integers(20_000, 80_000, n)
         rcvd = rng.integers(50_000_000, 900_000_000, n)
         return Flows(
-            ts, np.full(n, self.backup), targets, rng.integers(49152, 65535, n), np.full(n, 445),
-            np.full(n, 6), np.full(n, A_CLOSE), sent, rcvd, sent // 1400 + 1, rcvd // 1400 + 1,
+            ts,
+            np.full(n, self.backup),
+            targets,
+            rng.integers(49152, 65535, n),
+            np.full(n, 445),
+            np.full(n, 6),
+            np.full(n, A_CLOSE),
+            sent,
+            rcvd,
+            sent // 1400 + 1,
+            rcvd // 1400 + 1,
             rng.integers(60, 900, n),
-        )  # fmt: skip
+        )
 
     def crosses_firewall(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         return (src >> 8) != (dst >> 8)
@@ -160,8 +185,9 @@ def worm_flows(ob: Outbreak, gen: Generator) -> tuple[Flows, np.ndarray]:
     spkt = np.where(res == TIMEOUT, rng.integers(1, 4, n), sent // 1000 + 2)
     rpkt = np.where(res == TIMEOUT, 0, rcvd // 1000 + 2)
     dur = np.where(res == TIMEOUT, 30, rng.integers(0, 4, n))
-    flows = Flows(ts, src, dst, rng.integers(49152, 65535, n), np.full(n, 445), np.full(n, 6),
-                  action, sent, rcvd, spkt, rpkt, dur)  # fmt: skip
+    flows = Flows(
+        ts, src, dst, rng.integers(49152, 65535, n), np.full(n, 445), np.full(n, 6), action, sent, rcvd, spkt, rpkt, dur
+    )
     return flows, res
 
 

@@ -14,9 +14,19 @@ SYS32 = r"C:\Windows\System32"
 APPDIAG = r"C:\Windows\AppDiagnostics"
 
 # svchost groups of a Windows 7 / 2008 R2 host; Windows 10 splits services further.
-SVCHOST_GROUPS = ["DcomLaunch", "RPCSS", "LocalServiceNetworkRestricted", "netsvcs", "LocalService",
-                  "NetworkService", "LocalSystemNetworkRestricted", "LocalServiceNoNetwork", "LocalServiceAndNoImpersonation",
-                  "NetworkServiceNetworkRestricted", "imgsvc"]  # fmt: skip
+SVCHOST_GROUPS = [
+    "DcomLaunch",
+    "RPCSS",
+    "LocalServiceNetworkRestricted",
+    "netsvcs",
+    "LocalService",
+    "NetworkService",
+    "LocalSystemNetworkRestricted",
+    "LocalServiceNoNetwork",
+    "LocalServiceAndNoImpersonation",
+    "NetworkServiceNetworkRestricted",
+    "imgsvc",
+]
 
 
 @dataclass
@@ -72,10 +82,28 @@ def build(company: Company, ob: Outbreak, host: Host, collect_ts: float, seed: i
     procs = st.procs
     boot = st.boot_ts
 
-    def add(name: str, path: str | None, cmd: str | None, user: str = "NT AUTHORITY\\SYSTEM", session: int = 0,
-            ppid: int = 0, mem: int | None = None, created: float | None = None) -> Proc:  # fmt: skip
-        p = Proc(_pid(rng, used), ppid, name, path, cmd, user, session, mem or rng.randint(800, 60000),
-                 f"0:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}", created or boot + rng.uniform(1, 90))  # fmt: skip
+    def add(
+        name: str,
+        path: str | None,
+        cmd: str | None,
+        user: str = "NT AUTHORITY\\SYSTEM",
+        session: int = 0,
+        ppid: int = 0,
+        mem: int | None = None,
+        created: float | None = None,
+    ) -> Proc:
+        p = Proc(
+            _pid(rng, used),
+            ppid,
+            name,
+            path,
+            cmd,
+            user,
+            session,
+            mem or rng.randint(800, 60000),
+            f"0:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}",
+            created or boot + rng.uniform(1, 90),
+        )
         procs.append(p)
         return p
 
@@ -92,49 +120,96 @@ def build(company: Company, ob: Outbreak, host: Host, collect_ts: float, seed: i
         add("lsm.exe", rf"{SYS32}\lsm.exe", rf"{SYS32}\lsm.exe", ppid=wininit.pid, mem=4300)
     svchost: dict[str, Proc] = {}
     for group in SVCHOST_GROUPS:
-        user = {"LocalService": "NT AUTHORITY\\LOCAL SERVICE", "NetworkService": "NT AUTHORITY\\NETWORK SERVICE",
-                "RPCSS": "NT AUTHORITY\\NETWORK SERVICE"}.get(group, "NT AUTHORITY\\SYSTEM")  # fmt: skip
-        svchost[group] = add("svchost.exe", rf"{SYS32}\svchost.exe", rf"{SYS32}\svchost.exe -k {group}",
-                             user=user, ppid=services.pid)  # fmt: skip
+        user = {
+            "LocalService": "NT AUTHORITY\\LOCAL SERVICE",
+            "NetworkService": "NT AUTHORITY\\NETWORK SERVICE",
+            "RPCSS": "NT AUTHORITY\\NETWORK SERVICE",
+        }.get(group, "NT AUTHORITY\\SYSTEM")
+        svchost[group] = add(
+            "svchost.exe", rf"{SYS32}\svchost.exe", rf"{SYS32}\svchost.exe -k {group}", user=user, ppid=services.pid
+        )
     spooler = add("spoolsv.exe", rf"{SYS32}\spoolsv.exe", rf"{SYS32}\spoolsv.exe", ppid=services.pid, mem=11000)
-    add("taskhost.exe" if host.os in ("2008r2", "win7") else "taskhostw.exe",
+    add(
+        "taskhost.exe" if host.os in ("2008r2", "win7") else "taskhostw.exe",
         rf"{SYS32}\taskhost.exe" if host.os in ("2008r2", "win7") else rf"{SYS32}\taskhostw.exe",
-        "taskhost.exe", user=f"{host.domain}\\{host.owner.split()[0].lower()}", session=1, ppid=services.pid)  # fmt: skip
-    add("WmiPrvSE.exe", rf"{SYS32}\wbem\WmiPrvSE.exe", rf"{SYS32}\wbem\wmiprvse.exe -Embedding",
-              user="NT AUTHORITY\\NETWORK SERVICE", ppid=svchost["DcomLaunch"].pid)  # fmt: skip
+        "taskhost.exe",
+        user=f"{host.domain}\\{host.owner.split()[0].lower()}",
+        session=1,
+        ppid=services.pid,
+    )
+    add(
+        "WmiPrvSE.exe",
+        rf"{SYS32}\wbem\WmiPrvSE.exe",
+        rf"{SYS32}\wbem\wmiprvse.exe -Embedding",
+        user="NT AUTHORITY\\NETWORK SERVICE",
+        ppid=svchost["DcomLaunch"].pid,
+    )
     user = f"{host.domain}\\{host.owner.split()[0].lower()}" if host.role == "pc" else f"{host.domain}\\administrator"
-    explorer = add("explorer.exe", r"C:\Windows\explorer.exe", r"C:\Windows\Explorer.EXE", user=user, session=1,
-                   mem=45000)  # fmt: skip
+    explorer = add(
+        "explorer.exe", r"C:\Windows\explorer.exe", r"C:\Windows\Explorer.EXE", user=user, session=1, mem=45000
+    )
     add("conhost.exe", rf"{SYS32}\conhost.exe", r"\??\C:\Windows\system32\conhost.exe 0x4", user=user, session=1)
     if host.server:
-        add("vmtoolsd.exe", r"C:\Program Files\VMware\VMware Tools\vmtoolsd.exe",
-            r'"C:\Program Files\VMware\VMware Tools\vmtoolsd.exe"', ppid=services.pid)  # fmt: skip
+        add(
+            "vmtoolsd.exe",
+            r"C:\Program Files\VMware\VMware Tools\vmtoolsd.exe",
+            r'"C:\Program Files\VMware\VMware Tools\vmtoolsd.exe"',
+            ppid=services.pid,
+        )
     role_procs = {
-        "dc": [("dns.exe", rf"{SYS32}\dns.exe"), ("dfsrs.exe", rf"{SYS32}\dfsrs.exe"),
-               ("ismserv.exe", rf"{SYS32}\ismserv.exe")],
-        "db": [("sqlservr.exe", r"C:\Program Files\Microsoft SQL Server\MSSQL10_50.MSSQLSERVER\MSSQL\Binn\sqlservr.exe"),
-               ("sqlwriter.exe", r"C:\Program Files\Microsoft SQL Server\90\Shared\sqlwriter.exe")],
+        "dc": [
+            ("dns.exe", rf"{SYS32}\dns.exe"),
+            ("dfsrs.exe", rf"{SYS32}\dfsrs.exe"),
+            ("ismserv.exe", rf"{SYS32}\ismserv.exe"),
+        ],
+        "db": [
+            ("sqlservr.exe", r"C:\Program Files\Microsoft SQL Server\MSSQL10_50.MSSQLSERVER\MSSQL\Binn\sqlservr.exe"),
+            ("sqlwriter.exe", r"C:\Program Files\Microsoft SQL Server\90\Shared\sqlwriter.exe"),
+        ],
         "app": [("BizServer.exe", r"D:\BizSuite\bin\BizServer.exe"), ("java.exe", r"D:\BizSuite\jre\bin\java.exe")],
-        "cluster": [("ClusterMgrSvc.exe", r"D:\ClusterManager\ClusterMgrSvc.exe"),
-                    ("HeartbeatAgent.exe", r"D:\ClusterManager\HeartbeatAgent.exe")],
-        "backup": [("beserver.exe", r"C:\Program Files\Symantec\Backup Exec\beserver.exe"),
-                   ("bengine.exe", r"C:\Program Files\Symantec\Backup Exec\bengine.exe")],
+        "cluster": [
+            ("ClusterMgrSvc.exe", r"D:\ClusterManager\ClusterMgrSvc.exe"),
+            ("HeartbeatAgent.exe", r"D:\ClusterManager\HeartbeatAgent.exe"),
+        ],
+        "backup": [
+            ("beserver.exe", r"C:\Program Files\Symantec\Backup Exec\beserver.exe"),
+            ("bengine.exe", r"C:\Program Files\Symantec\Backup Exec\bengine.exe"),
+        ],
         "file": [("dfssvc.exe", rf"{SYS32}\dfssvc.exe")],
-        "pc": [("chrome.exe", r"C:\Program Files (x86)\Google\Chrome\Application\chrome.exe"),
-               ("WeChat.exe" if host.locale == "zh-CN" else "OUTLOOK.EXE",
-                r"C:\Program Files (x86)\Tencent\WeChat\WeChat.exe" if host.locale == "zh-CN"
-                else r"C:\Program Files\Microsoft Office\root\Office16\OUTLOOK.EXE")],
-    }  # fmt: skip
+        "pc": [
+            ("chrome.exe", r"C:\Program Files (x86)\Google\Chrome\Application\chrome.exe"),
+            (
+                "WeChat.exe" if host.locale == "zh-CN" else "OUTLOOK.EXE",
+                r"C:\Program Files (x86)\Tencent\WeChat\WeChat.exe"
+                if host.locale == "zh-CN"
+                else r"C:\Program Files\Microsoft Office\root\Office16\OUTLOOK.EXE",
+            ),
+        ],
+    }
     role_pids: dict[str, int] = {}
     for name, path in role_procs[host.role]:
         pc = host.role == "pc"
-        cmd = f'"{path}"' + (" --type=renderer --field-trial-handle=1628,8223917166689525299,131072" if name == "chrome.exe" else "")
-        p = add(name, path, cmd, user=user if pc else "NT AUTHORITY\\SYSTEM", session=1 if pc else 0,
-                ppid=explorer.pid if pc else services.pid, mem=rng.randint(20000, 400000))  # fmt: skip
+        cmd = f'"{path}"' + (
+            " --type=renderer --field-trial-handle=1628,8223917166689525299,131072" if name == "chrome.exe" else ""
+        )
+        p = add(
+            name,
+            path,
+            cmd,
+            user=user if pc else "NT AUTHORITY\\SYSTEM",
+            session=1 if pc else 0,
+            ppid=explorer.pid if pc else services.pid,
+            mem=rng.randint(20000, 400000),
+        )
         role_pids[name] = p.pid
     if host.av_installed:
         if host.locale == "zh-CN":
-            add("ZhuDongFangYu.exe", r"C:\Program Files (x86)\360\360Safe\deepscan\ZhuDongFangYu.exe", None, ppid=services.pid)
+            add(
+                "ZhuDongFangYu.exe",
+                r"C:\Program Files (x86)\360\360Safe\deepscan\ZhuDongFangYu.exe",
+                None,
+                ppid=services.pid,
+            )
             add("360tray.exe", r"C:\Program Files (x86)\360\360Safe\safemon\360tray.exe", None, user=user, session=1)
         else:
             add("MsMpEng.exe", r"C:\Program Files\Windows Defender\MsMpEng.exe", None, ppid=services.pid)
@@ -145,16 +220,33 @@ def build(company: Company, ob: Outbreak, host: Host, collect_ts: float, seed: i
         # AppDiagnostics scanner, the EternalBlue tool while exploiting, and the miner.
         host_svc = svchost["netsvcs"]
         st.scanner_hidden = rng.random() < 0.4
-        scanner = add("spoolsv.exe", rf"{APPDIAG}\spoolsv.exe", rf"{APPDIAG}\spoolsv.exe", ppid=host_svc.pid,
-                      created=inf.ts + 40, mem=rng.randint(3000, 9000))  # fmt: skip
+        scanner = add(
+            "spoolsv.exe",
+            rf"{APPDIAG}\spoolsv.exe",
+            rf"{APPDIAG}\spoolsv.exe",
+            ppid=host_svc.pid,
+            created=inf.ts + 40,
+            mem=rng.randint(3000, 9000),
+        )
         scanner.hidden = st.scanner_hidden
         if rng.random() < 0.6:
             target = rng.choice([h for h in company.hosts if h.ip != host.ip])
-            add("svchost.exe", rf"{APPDIAG}\svchost.exe",
+            add(
+                "svchost.exe",
+                rf"{APPDIAG}\svchost.exe",
                 rf"{APPDIAG}\svchost.exe --InConfig svchost.xml --TargetIp {target.ip} --TargetPort 445 "
-                r"--Target WIN72K8R2", ppid=scanner.pid, created=collect_ts - rng.uniform(5, 60))  # fmt: skip
-        add("TrustedHostex.exe", rf"{SYS32}\TrustedHostex.exe", rf"{SYS32}\TrustedHostex.exe", ppid=host_svc.pid,
-            created=inf.ts + 60, mem=rng.randint(200000, 600000))  # fmt: skip
+                r"--Target WIN72K8R2",
+                ppid=scanner.pid,
+                created=collect_ts - rng.uniform(5, 60),
+            )
+        add(
+            "TrustedHostex.exe",
+            rf"{SYS32}\TrustedHostex.exe",
+            rf"{SYS32}\TrustedHostex.exe",
+            ppid=host_svc.pid,
+            created=inf.ts + 60,
+            mem=rng.randint(200000, 600000),
+        )
     add("tasklist.exe" if rng.random() < 0.5 else "cmd.exe", rf"{SYS32}\cmd.exe", "cmd.exe", user=user, session=1)
 
     # Sockets -----------------------------------------------------------------------------
@@ -164,15 +256,31 @@ def build(company: Company, ob: Outbreak, host: Host, collect_ts: float, seed: i
     def eph() -> int:
         return rng.randint(49200, 65000)
 
-    for port, pid in [(135, svchost["RPCSS"].pid), (445, 4), (49152, wininit.pid), (49153, svchost["LocalServiceNetworkRestricted"].pid),
-                      (49154, svchost["netsvcs"].pid), (49155, services.pid), (49156, lsass.pid), (49157, spooler.pid)]:  # fmt: skip
+    for port, pid in [
+        (135, svchost["RPCSS"].pid),
+        (445, 4),
+        (49152, wininit.pid),
+        (49153, svchost["LocalServiceNetworkRestricted"].pid),
+        (49154, svchost["netsvcs"].pid),
+        (49155, services.pid),
+        (49156, lsass.pid),
+        (49157, spooler.pid),
+    ]:
         socks.append(Sock("TCP", f"0.0.0.0:{port}", "0.0.0.0:0", "LISTENING", pid))
     socks.append(Sock("TCP", f"{ip}:139", "0.0.0.0:0", "LISTENING", 4))
     if host.server:
         socks.append(Sock("TCP", "0.0.0.0:3389", "0.0.0.0:0", "LISTENING", svchost["NetworkService"].pid))
     if host.role == "dc":
         for port in (53, 88, 389, 464, 636, 3268, 3269):
-            socks.append(Sock("TCP", f"0.0.0.0:{port}", "0.0.0.0:0", "LISTENING", lsass.pid if port != 53 else role_pids["dns.exe"]))
+            socks.append(
+                Sock(
+                    "TCP",
+                    f"0.0.0.0:{port}",
+                    "0.0.0.0:0",
+                    "LISTENING",
+                    lsass.pid if port != 53 else role_pids["dns.exe"],
+                )
+            )
     if host.role == "db":
         socks.append(Sock("TCP", "0.0.0.0:1433", "0.0.0.0:0", "LISTENING", role_pids["sqlservr.exe"]))
     for port, pid in [(135, svchost["RPCSS"].pid), (445, 4), (49152, wininit.pid)]:
@@ -190,8 +298,15 @@ def build(company: Company, ob: Outbreak, host: Host, collect_ts: float, seed: i
         if dcs:
             socks.append(Sock("TCP", f"{ip}:{eph()}", f"{dcs[0].ip}:389", "ESTABLISHED", lsass.pid))
         for _ in range(rng.randint(3, 12)):
-            socks.append(Sock("TCP", f"{ip}:{eph()}", f"203.0.113.{rng.randint(1, 254)}:443", "ESTABLISHED",
-                              role_pids["chrome.exe"]))  # fmt: skip
+            socks.append(
+                Sock(
+                    "TCP",
+                    f"{ip}:{eph()}",
+                    f"203.0.113.{rng.randint(1, 254)}:443",
+                    "ESTABLISHED",
+                    role_pids["chrome.exe"],
+                )
+            )
     if host.role == "backup":
         for peer in rng.sample(company.hosts, min(6, len(company.hosts))):
             if peer.ip != ip:
@@ -207,7 +322,11 @@ def build(company: Company, ob: Outbreak, host: Host, collect_ts: float, seed: i
         infected_peers = [company.hosts_by_name[n] for n in ob.infections if n != host.name]
         for peer in rng.sample(infected_peers, min(3, len(infected_peers))):
             socks.append(Sock("TCP", f"{ip}:{eph()}", f"{peer.ip}:445", "ESTABLISHED", scanner.pid))
-    for port, pid in [(123, svchost["LocalService"].pid), (500, svchost["netsvcs"].pid), (5355, svchost["NetworkService"].pid)]:
+    for port, pid in [
+        (123, svchost["LocalService"].pid),
+        (500, svchost["netsvcs"].pid),
+        (5355, svchost["NetworkService"].pid),
+    ]:
         socks.append(Sock("UDP", f"0.0.0.0:{port}", "*:*", None, pid))
     socks.append(Sock("UDP", f"{ip}:137", "*:*", None, 4))
     socks.append(Sock("UDP", f"{ip}:138", "*:*", None, 4))

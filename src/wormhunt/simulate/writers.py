@@ -21,6 +21,7 @@ from wormhunt.simulate.hostview import HostState
 from wormhunt.sources.text import display_width
 
 OEM = {"zh-CN": "gbk", "en-US": "cp437"}
+WMIC_COLUMNS = "CommandLine,CreationDate,ExecutablePath,Name,ParentProcessId,ProcessId"
 
 
 def _clock(ts: float, tz_min: int) -> time.struct_time:
@@ -30,8 +31,11 @@ def _clock(ts: float, tz_min: int) -> time.struct_time:
 def netstat(st: HostState) -> str:
     zh = st.host.locale == "zh-CN"
     out = ["", "活动连接" if zh else "Active Connections", ""]
-    out.append("  协议  本地地址          外部地址        状态           PID" if zh else
-               "  Proto  Local Address          Foreign Address        State           PID")  # fmt: skip
+    out.append(
+        "  协议  本地地址          外部地址        状态           PID"
+        if zh
+        else "  Proto  Local Address          Foreign Address        State           PID"
+    )
     for s in st.socks:
         state = s.state or ""
         out.append(f"  {s.proto:<7}{s.local:<23}{s.remote:<23}{state:<16}{s.pid}")
@@ -40,8 +44,21 @@ def netstat(st: HostState) -> str:
 
 def tasklist_csv(st: HostState) -> str:
     zh = st.host.locale == "zh-CN"
-    header = (["映像名称", "PID", "会话名", "会话#", "内存使用", "状态", "用户名", "CPU 时间", "窗口标题"] if zh else
-              ["Image Name", "PID", "Session Name", "Session#", "Mem Usage", "Status", "User Name", "CPU Time", "Window Title"])  # fmt: skip
+    header = (
+        ["映像名称", "PID", "会话名", "会话#", "内存使用", "状态", "用户名", "CPU 时间", "窗口标题"]
+        if zh
+        else [
+            "Image Name",
+            "PID",
+            "Session Name",
+            "Session#",
+            "Mem Usage",
+            "Status",
+            "User Name",
+            "CPU Time",
+            "Window Title",
+        ]
+    )
     na = "暂缺" if zh else "N/A"
     buf = io.StringIO()
     w = csv.writer(buf, quoting=csv.QUOTE_ALL, lineterminator="\n")
@@ -49,8 +66,19 @@ def tasklist_csv(st: HostState) -> str:
     for p in st.procs:
         if p.hidden:
             continue
-        w.writerow([p.name[:25], p.pid, "Console" if p.session else "Services", p.session, f"{p.mem_kb:,} K",
-                    "Unknown" if p.session == 0 else "Running", p.user if p.user != "N/A" else na, p.cpu, na])  # fmt: skip
+        w.writerow(
+            [
+                p.name[:25],
+                p.pid,
+                "Console" if p.session else "Services",
+                p.session,
+                f"{p.mem_kb:,} K",
+                "Unknown" if p.session == 0 else "Running",
+                p.user if p.user != "N/A" else na,
+                p.cpu,
+                na,
+            ]
+        )
     return buf.getvalue()
 
 
@@ -65,8 +93,10 @@ def wmic_csv(st: HostState, tz_min: int) -> str:
             created = ""
         else:
             t = _clock(p.created, tz_min)
-            created = (f"{t.tm_year:04d}{t.tm_mon:02d}{t.tm_mday:02d}{t.tm_hour:02d}{t.tm_min:02d}{t.tm_sec:02d}"
-                       f".{int(p.created * 1e6) % 1000000:06d}{'+' if tz_min >= 0 else '-'}{abs(tz_min):03d}")  # fmt: skip
+            created = (
+                f"{t.tm_year:04d}{t.tm_mon:02d}{t.tm_mday:02d}{t.tm_hour:02d}{t.tm_min:02d}{t.tm_sec:02d}"
+                f".{int(p.created * 1e6) % 1000000:06d}{'+' if tz_min >= 0 else '-'}{abs(tz_min):03d}"
+            )
         lines.append(f"{node},{p.cmd or ''},{created},{p.path or ''},{p.name},{p.ppid},{p.pid}")
     return "\n".join(lines) + "\n"
 
@@ -90,26 +120,46 @@ def systeminfo(st: HostState, collect_ts: float) -> str:
 
         version = os_info["version"].replace("N/A", na)
         rows = [
-            ("主机名", h.name), ("OS 名称", os_info["name_zh"]), ("OS 版本", version),
-            ("OS 制造商", "Microsoft Corporation"), ("OS 配置", "成员服务器" if h.server else "成员工作站"),
-            ("OS 构件类型", "Multiprocessor Free"), ("注册的所有人", "Windows 用户"), ("注册的组织", ""),
-            ("产品 ID", "00486-001-0001076-84048"), ("初始安装日期", d(inst)), ("系统启动时间", d(boot)),
+            ("主机名", h.name),
+            ("OS 名称", os_info["name_zh"]),
+            ("OS 版本", version),
+            ("OS 制造商", "Microsoft Corporation"),
+            ("OS 配置", "成员服务器" if h.server else "成员工作站"),
+            ("OS 构件类型", "Multiprocessor Free"),
+            ("注册的所有人", "Windows 用户"),
+            ("注册的组织", ""),
+            ("产品 ID", "00486-001-0001076-84048"),
+            ("初始安装日期", d(inst)),
+            ("系统启动时间", d(boot)),
             ("系统制造商", "VMware, Inc." if h.server else "LENOVO"),
             ("系统型号", "VMware Virtual Platform" if h.server else "ThinkCentre M720"),
             ("系统类型", "x64-based PC"),
         ]
         tail = [
-            ("Windows 目录", r"C:\Windows"), ("系统目录", r"C:\Windows\system32"),
-            ("启动设备", r"\Device\HarddiskVolume1"), ("系统区域设置", "zh-cn;中文(中国)"),
-            ("输入法区域设置", "zh-cn;中文(中国)"), ("时区", "(UTC+08:00)北京，重庆，香港特别行政区，乌鲁木齐"),
-            ("物理内存总量", "16,383 MB"), ("可用的物理内存", "7,201 MB"), ("虚拟内存: 最大值", "32,765 MB"),
-            ("虚拟内存: 可用", "20,113 MB"), ("虚拟内存: 使用中", "12,652 MB"), ("页面文件位置", r"C:\pagefile.sys"),
-            ("域", "corp.example.com"), ("登录服务器", rf"\\{h.name}"),
+            ("Windows 目录", r"C:\Windows"),
+            ("系统目录", r"C:\Windows\system32"),
+            ("启动设备", r"\Device\HarddiskVolume1"),
+            ("系统区域设置", "zh-cn;中文(中国)"),
+            ("输入法区域设置", "zh-cn;中文(中国)"),
+            ("时区", "(UTC+08:00)北京，重庆，香港特别行政区，乌鲁木齐"),
+            ("物理内存总量", "16,383 MB"),
+            ("可用的物理内存", "7,201 MB"),
+            ("虚拟内存: 最大值", "32,765 MB"),
+            ("虚拟内存: 可用", "20,113 MB"),
+            ("虚拟内存: 使用中", "12,652 MB"),
+            ("页面文件位置", r"C:\pagefile.sys"),
+            ("域", "corp.example.com"),
+            ("登录服务器", rf"\\{h.name}"),
         ]
         hotfix_head = ("修补程序", f"安装了 {len(fixes)} 个修补程序。")
         nic = ("网卡", "安装了 1 个 NIC。")
-        nic_lines = ["[01]: Intel(R) PRO/1000 MT Network Connection", "    连接名:      本地连接",
-                     "    启用 DHCP:   否", "    IP 地址", f"      [01]: {h.ip}"]  # fmt: skip
+        nic_lines = [
+            "[01]: Intel(R) PRO/1000 MT Network Connection",
+            "    连接名:      本地连接",
+            "    启用 DHCP:   否",
+            "    IP 地址",
+            f"      [01]: {h.ip}",
+        ]
         hyperv = ("Hyper-V 要求", "已检测到虚拟机监控程序。将不显示 Hyper-V 所需的功能。")
         proc = ("处理器", "安装了 1 个处理器。")
         bios = ("BIOS 版本", "Phoenix Technologies LTD 6.00, 2018/4/13")
@@ -118,34 +168,54 @@ def systeminfo(st: HostState, collect_ts: float) -> str:
 
         def d(t: time.struct_time) -> str:
             hour = t.tm_hour % 12 or 12
-            return f"{t.tm_mon}/{t.tm_mday}/{t.tm_year}, {hour}:{t.tm_min:02d}:{t.tm_sec:02d} {'PM' if t.tm_hour >= 12 else 'AM'}"
+            ampm = "PM" if t.tm_hour >= 12 else "AM"
+            return f"{t.tm_mon}/{t.tm_mday}/{t.tm_year}, {hour}:{t.tm_min:02d}:{t.tm_sec:02d} {ampm}"
 
         rows = [
-            ("Host Name", h.name), ("OS Name", os_info["name_en"]), ("OS Version", os_info["version"]),
+            ("Host Name", h.name),
+            ("OS Name", os_info["name_en"]),
+            ("OS Version", os_info["version"]),
             ("OS Manufacturer", "Microsoft Corporation"),
             ("OS Configuration", "Member Server" if h.server else "Member Workstation"),
-            ("OS Build Type", "Multiprocessor Free"), ("Registered Owner", "Windows User"),
-            ("Registered Organization", ""), ("Product ID", "00486-001-0001076-84048"),
-            ("Original Install Date", d(inst)), ("System Boot Time", d(boot)),
+            ("OS Build Type", "Multiprocessor Free"),
+            ("Registered Owner", "Windows User"),
+            ("Registered Organization", ""),
+            ("Product ID", "00486-001-0001076-84048"),
+            ("Original Install Date", d(inst)),
+            ("System Boot Time", d(boot)),
             ("System Manufacturer", "VMware, Inc." if h.server else "LENOVO"),
             ("System Model", "VMware Virtual Platform" if h.server else "ThinkCentre M720"),
             ("System Type", "x64-based PC"),
         ]
         tail = [
-            ("Windows Directory", r"C:\Windows"), ("System Directory", r"C:\Windows\system32"),
-            ("Boot Device", r"\Device\HarddiskVolume1"), ("System Locale", "en-us;English (United States)"),
+            ("Windows Directory", r"C:\Windows"),
+            ("System Directory", r"C:\Windows\system32"),
+            ("Boot Device", r"\Device\HarddiskVolume1"),
+            ("System Locale", "en-us;English (United States)"),
             ("Input Locale", "en-us;English (United States)"),
             ("Time Zone", "(UTC+08:00) Beijing, Chongqing, Hong Kong, Urumqi"),
-            ("Total Physical Memory", "16,383 MB"), ("Available Physical Memory", "7,201 MB"),
-            ("Virtual Memory: Max Size", "32,765 MB"), ("Virtual Memory: Available", "20,113 MB"),
-            ("Virtual Memory: In Use", "12,652 MB"), ("Page File Location(s)", r"C:\pagefile.sys"),
-            ("Domain", "corp.example.com"), ("Logon Server", rf"\\{h.name}"),
+            ("Total Physical Memory", "16,383 MB"),
+            ("Available Physical Memory", "7,201 MB"),
+            ("Virtual Memory: Max Size", "32,765 MB"),
+            ("Virtual Memory: Available", "20,113 MB"),
+            ("Virtual Memory: In Use", "12,652 MB"),
+            ("Page File Location(s)", r"C:\pagefile.sys"),
+            ("Domain", "corp.example.com"),
+            ("Logon Server", rf"\\{h.name}"),
         ]
         hotfix_head = ("Hotfix(s)", f"{len(fixes)} Hotfix(s) Installed.")
         nic = ("Network Card(s)", "1 NIC(s) Installed.")
-        nic_lines = ["[01]: Intel(R) PRO/1000 MT Network Connection", "      Connection Name: Local Area Connection",
-                     "      DHCP Enabled:    No", "      IP address(es)", f"      [01]: {h.ip}"]  # fmt: skip
-        hyperv = ("Hyper-V Requirements", "A hypervisor has been detected. Features required for Hyper-V will not be displayed.")
+        nic_lines = [
+            "[01]: Intel(R) PRO/1000 MT Network Connection",
+            "      Connection Name: Local Area Connection",
+            "      DHCP Enabled:    No",
+            "      IP address(es)",
+            f"      [01]: {h.ip}",
+        ]
+        hyperv = (
+            "Hyper-V Requirements",
+            "A hypervisor has been detected. Features required for Hyper-V will not be displayed.",
+        )
         proc = ("Processor(s)", "1 Processor(s) Installed.")
         bios = ("BIOS Version", "Phoenix Technologies LTD 6.00, 4/13/2018")
     pad = " " * width
@@ -169,10 +239,14 @@ def encode(text: str, host: Host, tool: str) -> bytes:
         body = text.replace("\n", "\r\r\n" if tool == "wmic" else "\r\n")
         return b"\xff\xfe" + body.encode("utf-16-le")
     if host.collection == "console-copy":
-        prompt = {"netstat": "netstat -ano", "tasklist": "tasklist /v /fo csv", "systeminfo": "systeminfo",
-                  "wmic": "wmic process get CommandLine,CreationDate,ExecutablePath,Name,ParentProcessId,ProcessId /format:csv"}[tool]  # fmt: skip
+        prompt = {
+            "netstat": "netstat -ano",
+            "tasklist": "tasklist /v /fo csv",
+            "systeminfo": "systeminfo",
+            "wmic": "wmic process get " + WMIC_COLUMNS + " /format:csv",
+        }[tool]
         width = 120
-        lines = [f"C:\\Windows\\system32>{prompt}"] + text.split("\n")
+        lines = [f"C:\\Windows\\system32>{prompt}", *text.split("\n")]
         padded = [ln + " " * max(0, width - display_width(ln)) if ln else ln for ln in lines]
         return "\r\n".join(padded).encode("utf-8")
     if tool == "wmic":
@@ -204,6 +278,15 @@ def assets_csv(hosts: list[Host]) -> bytes:
     from wormhunt.simulate.company import ROLES_ZH
 
     for h in hosts:
-        w.writerow([h.name, h.ip, OSES[h.os]["name_en"], ROLES_ZH[h.role], h.owner,
-                    "是" if h.av_installed else "否", "是" if h.av_forbidden else "否"])  # fmt: skip
+        w.writerow(
+            [
+                h.name,
+                h.ip,
+                OSES[h.os]["name_en"],
+                ROLES_ZH[h.role],
+                h.owner,
+                "是" if h.av_installed else "否",
+                "是" if h.av_forbidden else "否",
+            ]
+        )
     return buf.getvalue().encode("gbk")

@@ -8,20 +8,38 @@ from wormhunt.sources.base import Format
 FORMATS: dict[str, Format] = {
     f.name: f
     for f in (
-        Format("fortigate", "FortiGate traffic/IPS log (key=value)", fortigate.sniff,
-               parse_text=fortigate.parse_text, parse_file=fortigate.parse_file, host_evidence=False,
-               kinds=("flows", "net_alerts")),
-        Format("netstat", "netstat -ano / -anbo / -an", netstat.sniff, parse_text=netstat.parse,
-               kinds=("sockets",)),
-        Format("tasklist", "tasklist (table, /v, /svc, /fo csv)", tasklist.sniff, parse_text=tasklist.parse,
-               kinds=("processes",)),
-        Format("systeminfo", "systeminfo", systeminfo.sniff, parse_text=systeminfo.parse,
-               kinds=("host_info", "hotfixes")),
-        Format("wmic-process", "wmic process get ... /format:csv", wmic.sniff, parse_text=wmic.parse,
-               kinds=("processes",)),
-        Format("assets", "asset inventory CSV", assets.sniff, parse_text=assets.parse, host_evidence=False,
-               kinds=("assets",)),
+        Format(
+            "fortigate",
+            "FortiGate traffic/IPS log (key=value)",
+            fortigate.sniff,
+            parse_text=fortigate.parse_text,
+            parse_file=fortigate.parse_file,
+            host_evidence=False,
+            kinds=("flows", "net_alerts"),
+        ),
+        Format("netstat", "netstat -ano / -anbo / -an", netstat.sniff, parse_text=netstat.parse, kinds=("sockets",)),
+        Format(
+            "tasklist",
+            "tasklist (table, /v, /svc, /fo csv)",
+            tasklist.sniff,
+            parse_text=tasklist.parse,
+            kinds=("processes",),
+        ),
+        Format(
+            "systeminfo", "systeminfo", systeminfo.sniff, parse_text=systeminfo.parse, kinds=("host_info", "hotfixes")
+        ),
+        Format(
+            "wmic-process", "wmic process get ... /format:csv", wmic.sniff, parse_text=wmic.parse, kinds=("processes",)
+        ),
+        Format(
+            "assets",
+            "asset inventory CSV",
+            assets.sniff,
+            parse_text=assets.parse,
+            host_evidence=False,
+            kinds=("assets",),
+        ),
     )
-}  # fmt: skip
+}
 
 __all__ = ["FORMATS", "Format"]

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from wormhunt.model import FLOWS, NET_ALERTS
 from wormhunt.sources import kvscan
@@ -23,12 +22,32 @@ from wormhunt.sources.text import Encoding, iter_lines
 
 KEYS = kvscan.KeySet.of(
     [
-        "date", "time", "tz", "eventtime", "type", "subtype", "devname", "devid",
-        "srcip", "dstip", "srcport", "dstport", "proto", "action", "service",
-        "sentbyte", "rcvdbyte", "rcvdpkt", "duration",
-        "attack", "attackid", "severity", "attackname", "status",
+        "date",
+        "time",
+        "tz",
+        "eventtime",
+        "type",
+        "subtype",
+        "devname",
+        "devid",
+        "srcip",
+        "dstip",
+        "srcport",
+        "dstport",
+        "proto",
+        "action",
+        "service",
+        "sentbyte",
+        "rcvdbyte",
+        "rcvdpkt",
+        "duration",
+        "attack",
+        "attackid",
+        "severity",
+        "attackname",
+        "status",
     ]
-)  # fmt: skip
+)
 _K = {k: KEYS.index(k) for k in KEYS.keys}
 _SNIFF = re.compile(r'(?:^|\s|>)(?:devid|devname|logid)="?[\w-]+"?\s.*\btype="?\w+"?', re.ASCII)
 _SNIFF_CFOS = re.compile(r'(?:^|\s)logid="?\d{10}"?\s.*\btype="?(?:traffic|utm|event)"?', re.ASCII)
@@ -66,15 +85,31 @@ def parse_text(text: str, sink: Sink) -> None:
     _parse_block(data, starts, ends, -1, 1, sink)
 
 
+# Reasons a line is not used, by code (0 = used).
+REASONS = (
+    "",
+    "other FortiGate log type",
+    "no srcip/dstip",
+    "no readable date/time",
+    "IPS line without attack name",
+    "no type= field",
+    "not a key=value log line",
+)
+
+
 def _parse_block(data, starts, ends, base_offset: int, base_line: int, sink: Sink) -> None:
     n = len(starts)
     if n == 0:
         return
     nk = len(KEYS.keys)
-    vs = np.zeros((n, nk), np.int64)
-    vl = np.full((n, nk), -1, np.int64)
-    nkv = np.zeros(n, np.int64)
+    vs = np.empty((n, nk), np.int32)
+    vl = np.empty((n, nk), np.int32)
+    nkv = np.empty(n, np.int32)
     kvscan.scan(data, starts, ends, KEYS.kbytes, KEYS.koffs, KEYS.first, vs, vl, nkv)
+    # FortiOS 5 names and devices without a name: fall back to the older or other key.
+    kvscan.fallback(vs, vl, _K["attack"], _K["attackname"])
+    kvscan.fallback(vs, vl, _K["action"], _K["status"])
+    kvscan.fallback(vs, vl, _K["devname"], _K["devid"])
 
     ts = np.empty(n, np.int64)
     ts_ok = np.empty(n, np.bool_)
@@ -87,71 +122,81 @@ def _parse_block(data, starts, ends, base_offset: int, base_line: int, sink: Sin
     def i(key: str, dtype: type = np.int64) -> pa.Array:
         return kvscan.int_column(data, vs, vl, _K[key], dtype)
 
+    def eq(key: str, literal: str) -> np.ndarray:
+        return kvscan.field_equals(data, vs, vl, _K[key], literal)
+
     blank = (ends - starts) <= 0
-    typ = s("type")
-    sub = s("subtype")
+    is_traffic = eq("type", "traffic")
+    is_ips = eq("type", "utm") & (eq("subtype", "ips") | eq("subtype", "anomaly"))
     has_ip = (vl[:, _K["srcip"]] > 0) & (vl[:, _K["dstip"]] > 0)
-    is_traffic = np.asarray(pc.fill_null(pc.equal(typ, "traffic"), False))
-    is_ips = np.asarray(pc.fill_null(pc.and_(pc.equal(typ, "utm"), pc.is_in(sub, pa.array(["ips", "anomaly"]))), False))
-    name_len = np.maximum(vl[:, _K["attack"]], vl[:, _K["attackname"]])
+    named = vl[:, _K["attack"]] > 0
     flow_ok = is_traffic & has_ip & ts_ok
-    alert_ok = is_ips & has_ip & ts_ok & (name_len > 0)
+    alert_ok = is_ips & has_ip & ts_ok & named
 
-    reasons = np.full(n, "", dtype=object)
-    reasons[~flow_ok & ~alert_ok & ~blank] = "other FortiGate log type"
-    reasons[(is_traffic | is_ips) & ~has_ip & ~blank] = "no srcip/dstip"
-    reasons[(is_traffic | is_ips) & has_ip & ~ts_ok] = "no readable date/time"
-    reasons[is_ips & has_ip & ts_ok & (name_len <= 0)] = "IPS line without attack name"
-    reasons[(vl[:, _K["type"]] < 0) & ~blank] = "no type= field"
-    reasons[(nkv < 3) & ~blank] = "not a key=value log line"
-    bad = np.flatnonzero(reasons != "")
-    room = MAX_SKIP_EXAMPLES - len(sink.skips)
-    for j in bad:
-        if room > 0:
-            sink.skip(base_line + int(j), reasons[j], _text(data, int(starts[j]), int(ends[j])))
-            room -= 1
-        else:
-            sink.skip_counts[reasons[j]] += 1
+    reason = np.zeros(n, np.int8)
+    reason[~flow_ok & ~alert_ok & ~blank] = 1
+    reason[(is_traffic | is_ips) & ~has_ip & ~blank] = 2
+    reason[(is_traffic | is_ips) & has_ip & ~ts_ok] = 3
+    reason[is_ips & has_ip & ts_ok & ~named] = 4
+    reason[(vl[:, _K["type"]] < 0) & ~blank] = 5
+    reason[(nkv < 3) & ~blank] = 6
+    bad = np.flatnonzero(reason)
+    if len(bad):
+        room = max(0, MAX_SKIP_EXAMPLES - len(sink.skips))
+        for j in bad[:room]:
+            sink.skip(base_line + int(j), REASONS[reason[j]], _text(data, int(starts[j]), int(ends[j])))
+        for code, count in zip(*np.unique(reason[bad[room:]], return_counts=True), strict=True):
+            sink.skip_counts[REASONS[code]] += int(count)
 
-    line = pa.array(np.arange(base_line, base_line + n, dtype=np.int64))
-    offset = pa.array(starts + base_offset, pa.int64()) if base_offset >= 0 else pa.nulls(n, pa.int64())
-    ts_arr = pa.array(ts, pa.int64()).cast(pa.timestamp("us"))
-    host = pc.coalesce(s("devname"), s("devid"))
-    common = {
-        "evidence_id": pa.nulls(n, pa.int32()),
-        "line": line,
-        "host": host,
-        "offset": offset,
-        "ts": ts_arr,
-        "src_ip": s("srcip"),
-        "src_port": i("srcport", np.int32),
-        "dst_ip": s("dstip"),
-        "dst_port": i("dstport", np.int32),
-        "proto": i("proto", np.int32),
-    }
+    def table(kind, keep: np.ndarray, extra: dict[str, pa.Array]):
+        rows = np.flatnonzero(keep)
+        whole = len(rows) == n
+        sub = (lambda a: a) if whole else (lambda a: a.take(pa.array(rows)))
+        cols = {
+            "evidence_id": pa.nulls(len(rows), pa.int32()),
+            "line": pa.array(rows.astype(np.int64) + base_line),
+            "host": sub(s("devname")),
+            "offset": pa.array(starts[rows] + base_offset) if base_offset >= 0 else pa.nulls(len(rows), pa.int64()),
+            "ts": pa.array(ts[rows]).cast(pa.timestamp("us")),
+            "src_ip": sub(s("srcip")),
+            "src_port": sub(i("srcport", np.int32)),
+            "dst_ip": sub(s("dstip")),
+            "dst_port": sub(i("dstport", np.int32)),
+            "proto": sub(i("proto", np.int32)),
+            "vendor": kvscan.constant_column("fortinet", len(rows)),
+        }
+        cols.update({k: sub(v) for k, v in extra.items()})
+        return pa.table([cols[c] for c in kind.names], schema=kind.arrow_schema)
+
     if flow_ok.any():
-        cols = dict(common)
-        cols.update(
-            action=s("action"),
-            service=s("service"),
-            bytes_out=i("sentbyte"),
-            bytes_in=i("rcvdbyte"),
-            pkts_in=i("rcvdpkt"),
-            duration=i("duration"),
-            vendor=pa.array(np.full(n, "fortinet", dtype=object), pa.string()),
+        sink.batch(
+            FLOWS,
+            table(
+                FLOWS,
+                flow_ok,
+                {
+                    "action": s("action"),
+                    "service": s("service"),
+                    "bytes_out": i("sentbyte"),
+                    "bytes_in": i("rcvdbyte"),
+                    "pkts_in": i("rcvdpkt"),
+                    "duration": i("duration"),
+                },
+            ),
         )
-        table = pa.table([cols[c] for c in FLOWS.names], schema=FLOWS.arrow_schema)
-        sink.batch(FLOWS, table.filter(pa.array(flow_ok)))
     if alert_ok.any():
-        cols = dict(common)
-        cols.update(
-            signature=pc.coalesce(s("attack"), s("attackname")),
-            signature_id=s("attackid"),
-            severity=s("severity"),
-            action=pc.coalesce(s("action"), s("status")),
-            vendor=pa.array(np.full(n, "fortinet", dtype=object), pa.string()),
+        sink.batch(
+            NET_ALERTS,
+            table(
+                NET_ALERTS,
+                alert_ok,
+                {
+                    "signature": s("attack"),
+                    "signature_id": s("attackid"),
+                    "severity": s("severity"),
+                    "action": s("action"),
+                },
+            ),
         )
-        table = pa.table([cols[c] for c in NET_ALERTS.names], schema=NET_ALERTS.arrow_schema)
-        sink.batch(NET_ALERTS, table.filter(pa.array(alert_ok)))
     if (~zoned & (flow_ok | alert_ok)).any():
         sink.meta["local_time"] = True  # some times had no zone: they are device-local

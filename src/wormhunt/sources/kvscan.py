@@ -113,6 +113,9 @@ def scan(data, starts, ends, kbytes, koffs, first, vs, vl, nkv):  # pragma: no c
     n = len(starts)
     nk = len(koffs) - 1
     for i in prange(n):
+        for f in range(nk):
+            vl[i, f] = -1
+            vs[i, f] = 0
         p = starts[i]
         e = ends[i]
         while e > p and (data[e - 1] == CR or data[e - 1] == SPACE or data[e - 1] == TAB):
@@ -158,6 +161,31 @@ def scan(data, starts, ends, kbytes, koffs, first, vs, vl, nkv):  # pragma: no c
                     vl[i, f] = ve - s
                     found += 1
         nkv[i] = count
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def equals(data, vs, vl, f, lit, out):  # pragma: no cover - compiled
+    """out[i] = field f of line i is exactly the bytes `lit`."""
+    n = vs.shape[0]
+    m = len(lit)
+    for i in prange(n):
+        same = vl[i, f] == m
+        if same:
+            s = vs[i, f]
+            for t in range(m):
+                if data[s + t] != lit[t]:
+                    same = False
+                    break
+        out[i] = same
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def fallback(vs, vl, f, g):  # pragma: no cover - compiled
+    """Where field f is absent, use field g (FortiOS 5 `attackname` for `attack` ...)."""
+    for i in prange(vs.shape[0]):
+        if vl[i, f] < 0 and vl[i, g] >= 0:
+            vs[i, f] = vs[i, g]
+            vl[i, f] = vl[i, g]
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -286,6 +314,18 @@ def fortinet_time(data, vs, vl, fdate, ftime, ftz, fevent, out, valid, zoned):  
                 zoned[i] = True
         out[i] = secs * 1000000
         valid[i] = True
+
+
+def field_equals(data: np.ndarray, vs: np.ndarray, vl: np.ndarray, f: int, literal: str) -> np.ndarray:
+    out = np.empty(vs.shape[0], np.bool_)
+    if len(out):
+        equals(data, vs, vl, f, np.frombuffer(literal.encode(), np.uint8), out)
+    return out
+
+
+def constant_column(value: str, n: int) -> pa.Array:
+    """n copies of one string, built without n Python objects."""
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([value])).cast(pa.string())
 
 
 def string_column(data: np.ndarray, vs: np.ndarray, vl: np.ndarray, f: int) -> pa.Array:

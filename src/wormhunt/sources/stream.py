@@ -8,6 +8,7 @@ physical line number each block starts at, so every record keeps its provenance.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import mmap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -79,14 +80,18 @@ def iter_blocks(
             block = _block(np.frombuffer(view[pos:hi], np.uint8), pos, line)
             yield block
             line += len(block)
-            pos = hi
             del block
+            if hasattr(mm, "madvise"):
+                # Drop the pages just parsed from this process (they stay in the page cache):
+                # resident memory stays at about one block whatever the file size.
+                start = pos - pos % mmap.PAGESIZE
+                mm.madvise(mmap.MADV_DONTNEED, start, hi - start)
+            pos = hi
     finally:
         del view
-        try:
+        # A caller may still hold a view of the last block; the map then closes when it is freed.
+        with contextlib.suppress(BufferError):
             mm.close()
-        except BufferError:
-            pass  # a caller still holds a view of the last block; the map closes when it is freed
 
 
 def _transcoded_blocks(

@@ -1,0 +1,97 @@
+"""The outbreak simulator: deterministic, consistent ground truth, real formats and encodings."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from wormhunt.simulate import simulate
+from wormhunt.sources.detect import detect_file
+from wormhunt.sources.text import decode
+
+
+def tree_hash(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_same_seed_same_bytes(tmp_path: Path) -> None:
+    a = simulate(tmp_path / "a", hosts=30, seed=4, lines=5000)
+    b = simulate(tmp_path / "b", hosts=30, seed=4, lines=5000)
+    assert a == b
+    assert tree_hash(tmp_path / "a") == tree_hash(tmp_path / "b")
+    c = simulate(tmp_path / "c", hosts=30, seed=5, lines=5000)
+    assert tree_hash(tmp_path / "a") != tree_hash(tmp_path / "c")
+    assert c["infected"] != a["infected"] or c["patient_zero"] != a["patient_zero"]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_ground_truth_is_consistent(tmp_path: Path, seed: int) -> None:
+    truth = simulate(tmp_path / "s", hosts=80, seed=seed, lines=10_000)
+    hosts = {h["host"]: h for h in truth["hosts"]}
+    t = {n: datetime.fromisoformat(h["infected_at"]) for n, h in hosts.items() if h["infected"]}
+    p0 = truth["patient_zero"]["host"]
+    assert min(t, key=t.get) == p0
+    assert sorted(t) == truth["infected"]
+    for name in truth["infected"]:
+        h = hosts[name]
+        # Only unpatched Windows 7 / 2008 R2 can be infected by EternalBlue here.
+        assert not h["patched"] and ("2008 R2" in h["os"] or "Windows 7" in h["os"])
+    for e in truth["edges"]:
+        assert t[e["src"]] < t[e["dst"]] and e["dst"] in t
+        assert abs((datetime.fromisoformat(e["ts"]) - t[e["dst"]]).total_seconds()) < 1
+    assert {e["dst"] for e in truth["edges"]} == set(truth["infected"]) - {p0}
+    # The incident: at least 7 servers besides patient zero, all within minutes.
+    servers = [n for n in truth["infected"] if hosts[n]["role"] != "pc" and n != p0]
+    assert len(servers) >= 7
+    assert max(t[n] for n in servers) - t[p0] < (datetime(2000, 1, 1, 0, 15) - datetime(2000, 1, 1))
+
+
+def test_evidence_is_written_in_real_formats_and_encodings(tmp_path: Path) -> None:
+    truth = simulate(tmp_path / "s", hosts=40, seed=9, lines=5000)
+    expected = {
+        "netstat_ano.txt": "netstat",
+        "tasklist_v.csv": "tasklist",
+        "systeminfo.txt": "systeminfo",
+        "wmic_process.csv": "wmic-process",
+    }
+    seen_encodings = set()
+    for h in truth["hosts"]:
+        folder = tmp_path / "s" / "hosts" / h["host"]
+        for name, fmt in expected.items():
+            det = detect_file(folder / name)
+            assert det.format is not None and det.format.name == fmt, (h["host"], name)
+            seen_encodings.add((h["locale"], h["collection"], name, det.encoding.label))
+            text = decode((folder / name).read_bytes()).text
+            if h["collection"] == "console-copy":
+                assert text.startswith("C:\\Windows\\system32>")
+        si = decode((folder / "systeminfo.txt").read_bytes()).text
+        assert ("主机名:" in si) == (h["locale"] == "zh-CN")
+    labels = {enc for (_, coll, name, enc) in seen_encodings}
+    assert {"gb18030", "utf-16-le+bom", "utf-8"} <= labels
+    for locale, coll, name, enc in seen_encodings:
+        if coll == "powershell" or (name == "wmic_process.csv" and coll == "cmd"):
+            assert enc == "utf-16-le+bom"
+        elif coll == "cmd" and locale == "zh-CN":
+            assert enc == "gb18030"
+    assert detect_file(tmp_path / "s" / "network" / "fgt-traffic.log").format.name == "fortigate"
+    assert detect_file(tmp_path / "s" / "assets.csv").format.name == "assets"
+    assert json.loads((tmp_path / "s" / "ground_truth.json").read_text(encoding="utf-8")) == truth
+
+
+def test_scales_to_a_thousand_hosts(tmp_path: Path) -> None:
+    truth = simulate(tmp_path / "s", hosts=1000, seed=2, lines=100_000, days=1)
+    assert truth["hosts_total"] == 1000
+    assert len(list((tmp_path / "s" / "hosts").iterdir())) == 1000
+    lines = truth["firewall_lines"]["traffic"]
+    with open(tmp_path / "s" / "network" / "fgt-traffic.log", "rb") as fh:
+        assert sum(1 for _ in fh) == lines
+    assert lines >= 95_000
+    assert len(truth["infected"]) >= 8
