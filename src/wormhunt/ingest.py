@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from wormhunt.sources import FORMATS
-from wormhunt.sources.base import MemorySink
+from wormhunt.sources.base import Format, MemorySink
 from wormhunt.sources.detect import Detection, detect_file
 from wormhunt.sources.text import decode
 from wormhunt.store import COPY_LIMIT, Case, ManifestEntry, StoreSink, sha256_file
@@ -140,21 +141,19 @@ def ingest_one(case: Case, item: Input) -> ManifestEntry:
         entry.sha256 = digest or _sha256(path)
         case.record(entry, quick_fp=quick)
         return entry
-    hasher = hashlib.sha256()
     con = case.con
     con.execute("BEGIN TRANSACTION")
     sink = StoreSink(case, entry.evidence_id, item.host)
     try:
         if fmt.parse_file is not None:
-            _parse_streaming(fmt, path, det, sink, hasher)
+            entry.sha256 = _parse_streaming(fmt, path, det, sink)
         else:
             raw = path.read_bytes()
-            hasher.update(raw)
+            entry.sha256 = hashlib.sha256(raw).hexdigest()
             decoded = decode(raw)
             entry.encoding = decoded.encoding.label
             fmt.parse_text(decoded.text, sink)  # type: ignore[misc]
         sink.close()
-        entry.sha256 = hasher.hexdigest()
         _fill(entry, sink)
         copy = case.keep_copy(path, entry.sha256) if size <= COPY_LIMIT else None
         case.insert_evidence(entry, quick_fp=quick, copy=copy)
@@ -173,29 +172,35 @@ def ingest_one(case: Case, item: Input) -> ManifestEntry:
     return entry
 
 
-def _parse_streaming(fmt, path: Path, det: Detection, sink: StoreSink, hasher) -> None:
-    """Hash on a second thread while the parser works, so a huge log is read once."""
-    lock = threading.Lock()
-    pending: list[threading.Thread] = []
+class _Hasher:
+    """sha256 on a background thread, fed block by block in file order (hashlib releases
+    the GIL), so a huge log is read once and hashed while it is parsed."""
 
-    def tap(chunk) -> None:
-        def work(view=chunk) -> None:
-            with lock:
-                hasher.update(view)
+    def __init__(self) -> None:
+        self.sha = hashlib.sha256()
+        self.blocks: queue.Queue[memoryview | bytes | None] = queue.Queue(maxsize=2)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
 
-        if pending:
-            pending[-1].join()  # keep the hash in file order
-            pending.clear()
-        t = threading.Thread(target=work, daemon=True)
-        t.start()
-        pending.append(t)
+    def _run(self) -> None:
+        while (block := self.blocks.get()) is not None:
+            self.sha.update(block)
 
-    sink.tap = tap
+    def hexdigest(self) -> str:
+        self.blocks.put(None)
+        self.thread.join()
+        return self.sha.hexdigest()
+
+
+def _parse_streaming(fmt: Format, path: Path, det: Detection, sink: StoreSink) -> str:
+    """Run a streaming parser; returns the file's sha256, computed alongside."""
+    hasher = _Hasher()
+    sink.tap = hasher.blocks.put
     try:
-        fmt.parse_file(path, det.encoding, sink)
+        fmt.parse_file(path, det.encoding, sink)  # type: ignore[misc]
     finally:
-        for t in pending:
-            t.join()
+        digest = hasher.hexdigest()
+    return digest
 
 
 def _fill(entry: ManifestEntry, sink: StoreSink) -> None:

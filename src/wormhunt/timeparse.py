@@ -19,8 +19,10 @@ _TZ = re.compile(r"^\s*(?:UTC|GMT)?\s*([+-])(\d{1,2})(?::?(\d{2}))?\s*$", re.IGN
 # `(UTC+08:00) Beijing...` / `(GMT) Greenwich Mean Time` in systeminfo's Time Zone line.
 _TZ_LABEL = re.compile(r"\((?:UTC|GMT)(?:([+-])(\d{1,2}):(\d{2}))?\)")
 
-_AM = ("am", "a.m.", "a. m.", "上午", "vorm.", "πμ")
-_PM = ("pm", "p.m.", "p. m.", "下午", "nachm.", "μμ")
+# Greek designators are printed dotted (`π.μ.` / `μ.μ.`) as well as `πμ` / `μμ`; without the
+# dotted forms a Greek afternoon time stayed in the morning.
+_AM = ("am", "a.m.", "a. m.", "上午", "vorm.", "πμ", "π.μ.")
+_PM = ("pm", "p.m.", "p. m.", "下午", "nachm.", "μμ", "μ.μ.")
 
 _DATE_TIME = re.compile(
     r"^\s*(?P<d>\d{1,4}[/.\-]\d{1,2}[/.\-]\d{1,4})[,\s]+"
@@ -40,6 +42,8 @@ def tz_offset_minutes(text: str | None) -> int | None:
     if not text:
         return None
     text = text.strip().strip('"')
+    if text.upper() in ("Z", "UTC", "GMT"):
+        return 0  # a bare zone name is an explicit offset of 0, not an unknown one
     m = _TZ4.match(text) or _TZ.match(text)
     if m:
         sign, hh, mm = m.groups()

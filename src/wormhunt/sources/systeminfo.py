@@ -15,14 +15,21 @@ from collections import Counter
 from typing import Any
 
 from wormhunt import timeparse
+from wormhunt.knowledge import load
 from wormhunt.model import HOST_INFO, HOTFIXES
 from wormhunt.sources.base import Sink
-from wormhunt.sources.text import Labels, display_width, is_prompt, iter_lines, not_available
+from wormhunt.sources.text import Labels, display_width, is_prompt, iter_lines, normalize_label, not_available
 
 _LABELS = Labels("systeminfo")
+# English wordings: the first label of each entry in the dictionary, plus older English variants.
+_ENGLISH = {normalize_label(w[0]) for w in load("headers")["systeminfo"].values()} | {
+    normalize_label(w)
+    for w in ("System Up Time", "NetWork Card(s)", "Page File: Max Size", "Page File: Available", "Page File: In Use")
+}
 _ITEM = re.compile(r"^\s*\[(\d+)\]\s*:\s*(.*?)\s*$")
 _CUT_ITEM = re.compile(r"^\s*\[\d*\]?\s*$")
-_KB = re.compile(r"\bKB\d{6,7}\b", re.IGNORECASE)
+# `(?!\d)`, not `\b`: XP/2003 list `KB893803v2 - Update`, where `\b` after the digits found no KB.
+_KB = re.compile(r"\bKB\d{6,7}(?!\d)", re.IGNORECASE)
 _VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 _CANDIDATE = re.compile(r"[:：](?=\s|$)")
 
@@ -118,9 +125,9 @@ def parse(text: str, sink: Sink) -> None:
                 continue
             if report is None or (name in ("host_name", "os_name") and name in report["fields"]):
                 finish()
-                report = {"line": no, "fields": {}, "items": {}, "nic_ips": [], "language": _language(label)}
+                report = {"line": no, "fields": {}, "items": {}, "nic_ips": [], "languages": Counter()}
             report["fields"][name] = (no, value)
-            report.setdefault("language", _language(label))
+            report["languages"][_language(label)] += 1
             block, prev_label = name, name
             continue
         if report is None or block is None:
@@ -137,6 +144,7 @@ def parse(text: str, sink: Sink) -> None:
         if item:
             report["items"].setdefault(block, []).append((no, item.group(2)))
         elif block == "hotfixes" and _CUT_ITEM.match(line):
+            report["hotfix_cut_line"] = True
             sink.skip(no, "hotfix entry cut short (systeminfo truncated the list)", line)
         elif block not in ("hyperv", "processors", "unknown"):
             sink.skip(no, "unexpected continuation line", line)
@@ -144,7 +152,9 @@ def parse(text: str, sink: Sink) -> None:
 
 
 def _language(label: str) -> str:
-    return "zh-CN" if re.search(r"[\u4e00-\u9fff]", label) else "en" if label.isascii() else "other"
+    if re.search(r"[\u4e00-\u9fff]", label):
+        return "zh-CN"
+    return "en" if normalize_label(label) in _ENGLISH else "other"
 
 
 def _date_order(texts: list[str | None], locale: str) -> str | None:
@@ -181,6 +191,16 @@ def _emit(report: dict[str, Any], sink: Sink) -> None:
     items = report["items"].get("hotfixes", [])
     hotfix_header = val("hotfixes")
     declared = _first_int(hotfix_header) if hotfix_header else 0
+    if declared is not None and declared > len(items) and items and not report.get("hotfix_cut_line"):
+        # systeminfo cuts a long list at any character. Without a cut-off `[NN` line after it,
+        # the last item is where the cut fell (`[240]: KB2862`). Its KB number is whole if it
+        # has seven digits (the most a KB has) or text follows it (`KB2862152 - Update`);
+        # otherwise it may be a longer number cut short, so do not report a made-up KB.
+        no, raw = items[-1]
+        kb = _KB.search(raw)
+        if not (kb and (len(kb.group(0)) == 9 or raw[kb.end() :].strip())):
+            items = items[:-1]
+            sink.skip(no, "hotfix entry cut short (systeminfo truncated the list)", raw)
     sink.row(
         HOST_INFO,
         {
@@ -197,7 +217,8 @@ def _emit(report: dict[str, Any], sink: Sink) -> None:
             "time_zone": tz,
             "utc_offset_min": offset,
             "locale": val("system_locale"),
-            "language": report.get("language"),
+            # The labels' language by majority: German `Hostname` alone looks English.
+            "language": report["languages"].most_common(1)[0][0] if report["languages"] else None,
             "ips": report["nic_ips"] or None,
             "hotfixes_declared": declared,
             "hotfixes_listed": len(items),
