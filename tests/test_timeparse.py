@@ -177,8 +177,17 @@ def test_same_day_and_month_is_not_ambiguous() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    [None, "", "garbage", "12:00:00 AM", "Nov 30 1999", "2/30/2020 1:00:00", "2019/13/01 1:00",
-     "25:00 1/1/2020", "1/1/2020 25:00"],
+    [
+        None,
+        "",
+        "garbage",
+        "12:00:00 AM",
+        "Nov 30 1999",
+        "2/30/2020 1:00:00",
+        "2019/13/01 1:00",
+        "25:00 1/1/2020",
+        "1/1/2020 25:00",
+    ],
 )
 def test_parse_datetime_rejects(text: str | None) -> None:
     assert parse_datetime(text).value is None

@@ -7,11 +7,10 @@ by Excel; columns are found by the header dictionary and the rest is ignored.
 from __future__ import annotations
 
 import csv
-import io
 
 from wormhunt.model import ASSETS
 from wormhunt.sources.base import Sink
-from wormhunt.sources.text import Labels, normalize_label
+from wormhunt.sources.text import Labels, iter_lines, normalize_label
 
 _LABELS = Labels("assets")
 _TRUTH = Labels("truth_words")
@@ -42,19 +41,24 @@ def truth(value: str | None) -> bool | None:
 
 def parse(text: str, sink: Sink) -> None:
     """Parse an asset inventory into `assets` rows."""
-    reader = csv.reader(io.StringIO(text))
     cols: dict[int, str] | None = None
-    for no, cells in enumerate(reader, 1):
-        if not any(c.strip() for c in cells):
+    for no, line in iter_lines(text):
+        if not line.strip():
+            continue
+        try:
+            # strict: an unterminated quote is a broken row, not a host named `x,1.2.3.4`
+            cells = next(csv.reader([line], strict=True))
+        except (csv.Error, StopIteration):
+            sink.skip(no, "bad CSV row", line)
             continue
         if cols is None:
-            cols = _columns(",".join(f'"{c}"' for c in cells))
+            cols = _columns(line)
             if cols is None:
-                sink.skip(no, "no recognisable header", ",".join(cells))
+                sink.skip(no, "no recognisable header", line)
             continue
         rec = {name: (cells[i].strip() if i < len(cells) else "") for i, name in cols.items()}
         if not rec.get("hostname") and not rec.get("ip"):
-            sink.skip(no, "row without hostname or IP", ",".join(cells))
+            sink.skip(no, "row without hostname or IP", line)
             continue
         sink.row(
             ASSETS,

@@ -17,7 +17,9 @@ from wormhunt.sources.text import Labels, is_prompt, iter_lines
 _HEADERS = Labels("netstat")
 _STATES = Labels("netstat_states")
 _ROW = re.compile(r"^\s*(TCP|UDP)(?:v6)?\s+\S", re.IGNORECASE)
-_STATE_WORD = re.compile(r"^[^\d\s:\[\]*]+$")
+# A state word may contain digits (FIN_WAIT_1, FIN_WAIT_2) but does not start with one:
+# a number there means the state is missing.
+_STATE_WORD = re.compile(r"^[^\d\s:\[\]*][^\s:\[\]*]*$")
 
 
 def split_endpoint(text: str) -> tuple[str | None, int | None]:
@@ -57,19 +59,18 @@ def sniff(head: str) -> float:
 def _row(no: int, line: str, cols: dict[str, bool] | None, sink: Sink) -> dict[str, Any] | None:
     tok = line.split()
     proto = tok[0].upper().removesuffix("V6")
-    if proto == "TCP":
-        if len(tok) not in (4, 5):
-            reason = "truncated row" if len(tok) < 4 else "too many fields"
-            sink.skip(no, reason, line)
-            return None
-        state_raw = tok[3]
-        last = tok[4] if len(tok) == 5 else None
-    else:
-        if len(tok) not in (3, 4):
-            sink.skip(no, "truncated row" if len(tok) < 3 else "too many fields", line)
-            return None
-        state_raw = None
-        last = tok[3] if len(tok) == 4 else None
+    fields = 4 if proto == "TCP" else 3  # before the optional PID / offload column
+    # Under a header with PID every row ends with one: a shorter row was cut off, even when
+    # what is left looks like an `-an` row (`TCP a:1 b:2 SYN_SE`).
+    least = fields + 1 if cols and cols.get("pid") else fields
+    if len(tok) < least:
+        sink.skip(no, "truncated row", line)
+        return None
+    if len(tok) > fields + 1:
+        sink.skip(no, "too many fields", line)
+        return None
+    state_raw = tok[3] if proto == "TCP" else None
+    last = tok[fields] if len(tok) > fields else None
     local_ip, local_port = split_endpoint(tok[1])
     remote_ip, remote_port = split_endpoint(tok[2])
     if local_ip is None or remote_ip is None:
@@ -108,13 +109,20 @@ def parse(text: str, sink: Sink) -> None:
     """Parse netstat output into `sockets` rows."""
     cols: dict[str, bool] | None = None
     pending: dict[str, Any] | None = None
+    component_at: tuple[int, str] | None = None  # `-b` component line not yet followed by its image
     seen_table = False
 
-    def flush() -> None:
-        nonlocal pending
+    def flush(owner_seen: bool = False) -> None:
+        nonlocal pending, component_at
         if pending is not None:
+            if component_at is not None and not owner_seen:
+                # A component line is always followed by `[image]` or the ownership message;
+                # alone it is junk (e.g. under a plain `-ano` row), not part of the row.
+                pending["component"] = None
+                sink.skip(component_at[0], "not a netstat row", component_at[1])
             sink.row(SOCKETS, pending)
             pending = None
+        component_at = None
 
     for no, line in iter_lines(text):
         if not line.strip():
@@ -136,12 +144,16 @@ def parse(text: str, sink: Sink) -> None:
             # `-b` continuation: ` [image.exe]`, `  Component`, or "cannot obtain ownership".
             if stripped.startswith("[") and stripped.endswith("]"):
                 pending["image"] = stripped[1:-1]
-                flush()
+                flush(owner_seen=True)
             elif _HEADERS.get(stripped) == "no_owner":
-                flush()
-            else:
+                flush(owner_seen=True)
+            elif component_at is None:
                 pending["component"] = stripped
+                component_at = (no, line)
+            else:
+                sink.skip(no, "not a netstat row", line)  # at most one component line per row
             continue
         if seen_table:
+            flush()  # continuation lines only follow their row directly
             sink.skip(no, "not a netstat row", line)
     flush()

@@ -189,9 +189,15 @@ def _parse_table(lines: list[tuple[int, str]], sink: Sink) -> None:
             sink.skip(no, "not a tasklist row", line)
             prev = line
             continue
+        if not values[-1].strip():
+            # Every row fills its last column (memory, services, window title or `N/A`): a row
+            # that stops short was cut off, and what it has (even the PID) may be partial.
+            sink.skip(no, "truncated row", line)
+            prev = line
+            continue
         emit()
-        source = "tasklist-v" if "status" in header else "tasklist-svc" if "services" in header else "tasklist"
-        last = _record(no, fields, source)
+        kind = "-v" if "status" in header else "-svc" if "services" in header else ""
+        last = _record(no, fields, "tasklist" + kind)
     emit()
 
 

@@ -138,7 +138,7 @@ def decode(data: bytes) -> Decoded:
     # The probe looked fine but something later did not: walk down the ladder on the whole file.
     if enc.name == "utf-8":
         try:
-            if _gbk_plausible(body[:SNIFF_BYTES * 16]):
+            if _gbk_plausible(body[: SNIFF_BYTES * 16]):
                 return Decoded(body.decode("gb18030"), Encoding("gb18030", enc.bom))
         except UnicodeDecodeError:
             pass

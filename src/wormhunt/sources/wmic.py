@@ -16,7 +16,9 @@ from wormhunt.timeparse import from_cim
 
 _LABELS = Labels("wmic_process")
 _CIM = re.compile(r"^\d{14}\.\d{6}[+-]\d{3}$")
-_ERROR = re.compile(r"Invalid (XSL format|XML content)|No Instance\(s\) Available|ERROR:", re.IGNORECASE)
+# Anchored: wmic prints these on a line of their own, while a process row starts with its
+# Node; unanchored, a command line containing "ERROR:" would hide its process.
+_ERROR = re.compile(r"^\s*(?:Invalid (?:XSL format|XML content)|No Instance\(s\) Available|ERROR:)", re.IGNORECASE)
 _MARKER = re.compile(r"^\[wmic [\w ]+\]$")  # Checkmk agent section markers
 # Columns that can hold commas; CommandLine is the one that absorbs extra fields.
 _FREE = {"CommandLine", "Description", "Caption"}
@@ -77,7 +79,7 @@ def parse(text: str, sink: Sink) -> None:
         if header:
             cols = header
             continue
-        if _ERROR.search(line):
+        if _ERROR.match(line):
             sink.skip(no, "wmic error message", line)
             continue
         if cols is None:
