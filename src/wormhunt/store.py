@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import queue
 import shutil
 import threading
@@ -198,6 +199,10 @@ class Case:
         self.manifest_path = self.evidence_dir / "manifest.jsonl"
         self.db_path = self.root / "case.duckdb"
         self.con = duckdb.connect(str(self.db_path))
+        # Bounded memory whatever the case size: DuckDB spills to the case folder beyond this.
+        self.con.execute(f"SET memory_limit = '{os.environ.get('WORMHUNT_MEMORY', '1GB')}'")
+        tmp = str((self.root / ".tmp").resolve()).replace("'", "''")
+        self.con.execute(f"SET temp_directory = '{tmp}'")
         self._schema()
 
     def __enter__(self) -> Case:
@@ -307,7 +312,7 @@ class Case:
 
     # -- queries ----------------------------------------------------------------------------
 
-    def query(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+    def query(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> list[dict[str, Any]]:
         cur = self.con.execute(sql, params or [])
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

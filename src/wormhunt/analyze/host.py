@@ -70,7 +70,7 @@ def masquerades(case: Case) -> list[Finding]:
         )
     counts = case.query(
         """SELECT host, evidence_id, lower(name) AS name, count(*) AS n,
-                  list({'evidence_id': evidence_id, 'line': line} ORDER BY line) AS ev
+                  min_by({'evidence_id': evidence_id, 'line': line}, line, 5) AS ev
            FROM processes WHERE lower(name) IN (SELECT unnest(?::VARCHAR[]))
            GROUP BY host, evidence_id, lower(name)""",
         [[n for n, s in binaries.items() if "max_instances" in s]],
@@ -101,7 +101,7 @@ def smb_fanout_by_pid(case: Case) -> list[dict[str, Any]]:
     return case.query(
         """SELECT host, pid, count(DISTINCT remote_ip) AS peers,
                   count(*) FILTER (WHERE state = 'SYN_SENT') AS syn,
-                  list({'evidence_id': evidence_id, 'line': line} ORDER BY line) AS ev
+                  min_by({'evidence_id': evidence_id, 'line': line}, line, 5) AS ev
            FROM sockets
            WHERE remote_port IN (445, 139) AND NOT coalesce(listening, false) AND pid IS NOT NULL
              AND pid NOT IN (SELECT unnest(?::INTEGER[])) AND remote_ip NOT IN ('*', '0.0.0.0', '::')
@@ -117,7 +117,7 @@ def hidden_pids(case: Case) -> list[dict[str, Any]]:
         """SELECT s.host, s.pid, count(*) AS sockets,
                   count(DISTINCT s.remote_ip)
                       FILTER (WHERE s.remote_port IN (445, 139) AND NOT s.listening) AS smb_peers,
-                  list({'evidence_id': s.evidence_id, 'line': s.line} ORDER BY s.line) AS ev
+                  min_by({'evidence_id': s.evidence_id, 'line': s.line}, s.line, 5) AS ev
            FROM sockets s
            WHERE s.pid IS NOT NULL AND s.pid NOT IN (0, 4)
              AND s.host IN (SELECT DISTINCT host FROM processes)

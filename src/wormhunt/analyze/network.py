@@ -31,23 +31,35 @@ def smb_fanout(case: Case, config: dict[str, Any] | None = None) -> list[dict[st
     # A run of RUN sessions at the detection threshold's pace (N hosts per window).
     run_seconds = max(1, int(RUN * cfg["window_minutes"] * 60 / cfg["min_distinct_targets"]))
     sql = f"""
-    WITH f AS (
+    WITH cand AS (
+        -- Only a source that reached N hosts in all can reach N in one window: the windowed
+        -- work below then runs on a handful of sources instead of every client.
+        SELECT src_ip FROM flows
+        WHERE dst_port IN (SELECT unnest($ports::INTEGER[])) AND src_ip IS NOT NULL AND ts IS NOT NULL
+        GROUP BY src_ip HAVING count(DISTINCT dst_ip) >= $threshold
+    ),
+    f AS (
         SELECT src_ip, dst_ip, ts, evidence_id, line,
                epoch_us(ts) // {width_us} AS w1, (epoch_us(ts) + {width_us // 2}) // {width_us} AS w2,
-               (lower(coalesce(action, '')) IN (SELECT unnest(?::VARCHAR[])) OR coalesce(bytes_in, 1) = 0) AS failed
+               (lower(coalesce(action, '')) IN (SELECT unnest($failed::VARCHAR[])) OR coalesce(bytes_in, 1) = 0)
+                   AS failed
         FROM flows
-        WHERE dst_port IN (SELECT unnest(?::INTEGER[])) AND src_ip IS NOT NULL AND ts IS NOT NULL
+        WHERE dst_port IN (SELECT unnest($ports::INTEGER[])) AND ts IS NOT NULL
+          AND src_ip IN (SELECT src_ip FROM cand)
     ),
     win AS (
         SELECT src_ip, 1 AS k, w1 AS w, count(DISTINCT dst_ip) AS n FROM f GROUP BY src_ip, w1
         UNION ALL
         SELECT src_ip, 2 AS k, w2 AS w, count(DISTINCT dst_ip) AS n FROM f GROUP BY src_ip, w2
     ),
-    hot AS (SELECT * FROM win WHERE n >= ?),
+    hot AS (SELECT * FROM win WHERE n >= $threshold),
+    hot1 AS (SELECT src_ip, w FROM hot WHERE k = 1),
+    hot2 AS (SELECT src_ip, w FROM hot WHERE k = 2),
     hf AS (
         SELECT f.* FROM f
-        WHERE EXISTS (SELECT 1 FROM hot WHERE hot.src_ip = f.src_ip AND
-                      ((hot.k = 1 AND hot.w = f.w1) OR (hot.k = 2 AND hot.w = f.w2)))
+        LEFT JOIN hot1 ON hot1.src_ip = f.src_ip AND hot1.w = f.w1
+        LEFT JOIN hot2 ON hot2.src_ip = f.src_ip AND hot2.w = f.w2
+        WHERE hot1.w IS NOT NULL OR hot2.w IS NOT NULL
     ),
     -- Onset: the first of RUN first-contacts (hosts this source never reached before) made
     -- at the detection rate or faster. Scans reach new hosts in bursts; a PC's usual SMB to
@@ -69,7 +81,7 @@ def smb_fanout(case: Case, config: dict[str, Any] | None = None) -> list[dict[st
     agg AS (
         SELECT src_ip, min(ts) AS window_start, max(ts) AS last_seen, count(*) AS sessions,
                avg(CASE WHEN failed THEN 1.0 ELSE 0.0 END) AS failed_ratio,
-               list({{'evidence_id': evidence_id, 'line': line}} ORDER BY ts, line)[1:{EVIDENCE_PER_FINDING}] AS ev
+               min_by({{'evidence_id': evidence_id, 'line': line}}, (ts, line), {EVIDENCE_PER_FINDING}) AS ev
         FROM hf GROUP BY src_ip
     ),
     total AS (SELECT src_ip, count(DISTINCT dst_ip) AS total_targets FROM f GROUP BY src_ip),
@@ -79,7 +91,7 @@ def smb_fanout(case: Case, config: dict[str, Any] | None = None) -> list[dict[st
     FROM agg JOIN total USING (src_ip) JOIN peak USING (src_ip) LEFT JOIN onset USING (src_ip)
     ORDER BY first_seen
     """
-    return case.query(sql, [failed, ports, int(cfg["min_distinct_targets"])])
+    return case.query(sql, {"failed": failed, "ports": ports, "threshold": int(cfg["min_distinct_targets"])})
 
 
 def signature_spec(name: str | None, sig_id: str | None) -> dict[str, Any] | None:
@@ -107,7 +119,7 @@ def exploit_alerts(case: Case) -> list[dict[str, Any]]:
         f"""SELECT src_ip, signature, any_value(signature_id) AS signature_id, count(*) AS count,
                    count(DISTINCT dst_ip) AS targets, min(ts) AS first_seen, max(ts) AS last_seen,
                    list(DISTINCT dst_ip)[1:50] AS target_ips,
-                   list({{'evidence_id': evidence_id, 'line': line}} ORDER BY ts, line)[1:{EVIDENCE_PER_FINDING}] AS ev
+                   min_by({{'evidence_id': evidence_id, 'line': line}}, (ts, line), {EVIDENCE_PER_FINDING}) AS ev
             FROM net_alerts WHERE signature IN (SELECT unnest(?::VARCHAR[]))
             GROUP BY src_ip, signature ORDER BY first_seen""",
         [names],
