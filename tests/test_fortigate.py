@@ -189,3 +189,30 @@ def test_gbk_device_name_is_decoded(tmp_path: Path) -> None:
 def test_sniff_accepts_fortigate_and_rejects_other_kv_logs() -> None:
     assert fortigate.sniff(TRAFFIC + "\n" + IPS) > 0.9
     assert fortigate.sniff("a=1 b=2 c=3\nfoo=bar\n") == 0.0
+
+
+def test_small_blocks_long_lines_bom_and_hash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks smaller than a line, a UTF-8 BOM, and the sha256 computed while parsing."""
+    import hashlib
+
+    from wormhunt.ingest import ingest
+    from wormhunt.sources import stream
+    from wormhunt.store import Case
+
+    long_line = TRAFFIC + ' msg="' + "x" * 5000 + '"'
+    lines = [TRAFFIC, long_line, TRAFFIC_OLD] * 40
+    path = tmp_path / "fgt.log"
+    path.write_bytes(b"\xef\xbb\xbf" + ("\n".join(lines)).encode())  # no newline at the end
+    orig = stream.iter_blocks
+    monkeypatch.setattr(fortigate, "iter_blocks", lambda p, e, tap=None: orig(p, e, block_bytes=1024, tap=tap))
+    with Case(tmp_path / "case") as case:
+        (entry,) = ingest(case, [path])
+        assert entry.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert entry.records == 120 and entry.skipped == 0
+        rows = case.query('SELECT line, "offset", src_port FROM flows ORDER BY line')
+    raw = path.read_bytes()
+    assert [r["line"] for r in rows] == list(range(1, 121))
+    for r in rows:
+        end = raw.find(b"\n", r["offset"])
+        text = raw[r["offset"] : end if end >= 0 else len(raw)].decode()
+        assert text == lines[r["line"] - 1]

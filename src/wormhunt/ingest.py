@@ -178,13 +178,21 @@ class _Hasher:
 
     def __init__(self) -> None:
         self.sha = hashlib.sha256()
-        self.blocks: queue.Queue[memoryview | bytes | None] = queue.Queue(maxsize=2)
+        self.blocks: queue.Queue[tuple[memoryview | bytes, threading.Event] | None] = queue.Queue()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
-        while (block := self.blocks.get()) is not None:
+        while (item := self.blocks.get()) is not None:
+            block, done = item
             self.sha.update(block)
+            done.set()
+
+    def put(self, block: memoryview | bytes) -> Callable[[], object]:
+        """Queue a block; returns a wait for when its buffer may be reused."""
+        done = threading.Event()
+        self.blocks.put((block, done))
+        return done.wait
 
     def hexdigest(self) -> str:
         self.blocks.put(None)
@@ -195,7 +203,7 @@ class _Hasher:
 def _parse_streaming(fmt: Format, path: Path, det: Detection, sink: StoreSink) -> str:
     """Run a streaming parser; returns the file's sha256, computed alongside."""
     hasher = _Hasher()
-    sink.tap = hasher.blocks.put
+    sink.tap = hasher.put
     try:
         fmt.parse_file(path, det.encoding, sink)  # type: ignore[misc]
     finally:

@@ -84,7 +84,7 @@ def smb_fanout(case: Case, config: dict[str, Any] | None = None) -> list[dict[st
                min_by({{'evidence_id': evidence_id, 'line': line}}, (ts, line), {EVIDENCE_PER_FINDING}) AS ev
         FROM hf GROUP BY src_ip
     ),
-    total AS (SELECT src_ip, count(DISTINCT dst_ip) AS total_targets FROM f GROUP BY src_ip),
+    total AS (SELECT src_ip, count(*) AS total_targets FROM firsts GROUP BY src_ip),
     peak AS (SELECT src_ip, max(n) AS max_targets FROM hot GROUP BY src_ip)
     SELECT agg.*, greatest(coalesce(onset.onset, agg.window_start), agg.window_start) AS first_seen,
            total.total_targets, peak.max_targets

@@ -102,8 +102,8 @@ def _parse_block(data, starts, ends, base_offset: int, base_line: int, sink: Sin
     if n == 0:
         return
     nk = len(KEYS.keys)
-    vs = np.empty((n, nk), np.int32)
-    vl = np.empty((n, nk), np.int32)
+    vs = np.empty((nk, n), np.int32)
+    vl = np.empty((nk, n), np.int32)
     nkv = np.empty(n, np.int32)
     kvscan.scan(data, starts, ends, KEYS.kbytes, KEYS.koffs, KEYS.first, vs, vl, nkv)
     # FortiOS 5 names and devices without a name: fall back to the older or other key.
@@ -116,8 +116,10 @@ def _parse_block(data, starts, ends, base_offset: int, base_line: int, sink: Sin
     zoned = np.empty(n, np.bool_)
     kvscan.fortinet_time(data, vs, vl, _K["date"], _K["time"], _K["tz"], _K["eventtime"], ts, ts_ok, zoned)
 
+    ascii = kvscan.high_bytes(data) == 0
+
     def s(key: str) -> pa.Array:
-        return kvscan.string_column(data, vs, vl, _K[key])
+        return kvscan.string_column(data, vs, vl, _K[key], ascii)
 
     def i(key: str, dtype: type = np.int64) -> pa.Array:
         return kvscan.int_column(data, vs, vl, _K[key], dtype)
@@ -128,8 +130,8 @@ def _parse_block(data, starts, ends, base_offset: int, base_line: int, sink: Sin
     blank = (ends - starts) <= 0
     is_traffic = eq("type", "traffic")
     is_ips = eq("type", "utm") & (eq("subtype", "ips") | eq("subtype", "anomaly"))
-    has_ip = (vl[:, _K["srcip"]] > 0) & (vl[:, _K["dstip"]] > 0)
-    named = vl[:, _K["attack"]] > 0
+    has_ip = (vl[_K["srcip"]] > 0) & (vl[_K["dstip"]] > 0)
+    named = vl[_K["attack"]] > 0
     flow_ok = is_traffic & has_ip & ts_ok
     alert_ok = is_ips & has_ip & ts_ok & named
 
@@ -138,7 +140,7 @@ def _parse_block(data, starts, ends, base_offset: int, base_line: int, sink: Sin
     reason[(is_traffic | is_ips) & ~has_ip & ~blank] = 2
     reason[(is_traffic | is_ips) & has_ip & ~ts_ok] = 3
     reason[is_ips & has_ip & ts_ok & ~named] = 4
-    reason[(vl[:, _K["type"]] < 0) & ~blank] = 5
+    reason[(vl[_K["type"]] < 0) & ~blank] = 5
     reason[(nkv < 3) & ~blank] = 6
     bad = np.flatnonzero(reason)
     if len(bad):

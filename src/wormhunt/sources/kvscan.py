@@ -79,6 +79,15 @@ def line_ends(data):  # pragma: no cover - compiled
     return ends
 
 
+@njit(cache=True, nogil=True, parallel=True)
+def high_bytes(data):  # pragma: no cover - compiled
+    """How many bytes are >= 0x80: zero means the block is ASCII and needs no UTF-8 check."""
+    c = 0
+    for p in prange(len(data)):
+        c += data[p] >> 7
+    return c
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _match(data, ks, klen, kbytes, koffs, first):  # pragma: no cover - compiled
     nk = len(koffs) - 1
@@ -113,9 +122,9 @@ def scan(data, starts, ends, kbytes, koffs, first, vs, vl, nkv):  # pragma: no c
     n = len(starts)
     nk = len(koffs) - 1
     for i in prange(n):
-        for f in range(nk):
-            vl[i, f] = -1
-            vs[i, f] = 0
+        for f in range(nk):  # vs/vl are (field, line): each field's values are contiguous
+            vl[f, i] = -1
+            vs[f, i] = 0
         p = starts[i]
         e = ends[i]
         while e > p and (data[e - 1] == CR or data[e - 1] == SPACE or data[e - 1] == TAB):
@@ -156,9 +165,9 @@ def scan(data, starts, ends, kbytes, koffs, first, vs, vl, nkv):  # pragma: no c
             if ke > ks:
                 count += 1
                 f = _match(data, ks, ke - ks, kbytes, koffs, first)
-                if f >= 0 and vl[i, f] < 0:
-                    vs[i, f] = s
-                    vl[i, f] = ve - s
+                if f >= 0 and vl[f, i] < 0:
+                    vs[f, i] = s
+                    vl[f, i] = ve - s
                     found += 1
         nkv[i] = count
 
@@ -166,12 +175,12 @@ def scan(data, starts, ends, kbytes, koffs, first, vs, vl, nkv):  # pragma: no c
 @njit(cache=True, nogil=True, parallel=True)
 def equals(data, vs, vl, f, lit, out):  # pragma: no cover - compiled
     """out[i] = field f of line i is exactly the bytes `lit`."""
-    n = vs.shape[0]
+    n = vs.shape[1]
     m = len(lit)
     for i in prange(n):
-        same = vl[i, f] == m
+        same = vl[f, i] == m
         if same:
-            s = vs[i, f]
+            s = vs[f, i]
             for t in range(m):
                 if data[s + t] != lit[t]:
                     same = False
@@ -182,21 +191,21 @@ def equals(data, vs, vl, f, lit, out):  # pragma: no cover - compiled
 @njit(cache=True, nogil=True, parallel=True)
 def fallback(vs, vl, f, g):  # pragma: no cover - compiled
     """Where field f is absent, use field g (FortiOS 5 `attackname` for `attack` ...)."""
-    for i in prange(vs.shape[0]):
-        if vl[i, f] < 0 and vl[i, g] >= 0:
-            vs[i, f] = vs[i, g]
-            vl[i, f] = vl[i, g]
+    for i in prange(vs.shape[1]):
+        if vl[f, i] < 0 and vl[g, i] >= 0:
+            vs[f, i] = vs[g, i]
+            vl[f, i] = vl[g, i]
 
 
 @njit(cache=True, nogil=True, parallel=True)
 def gather(data, vs, vl, f, offs, out):  # pragma: no cover - compiled
     """Copy field f's values into one contiguous buffer (Arrow string layout)."""
-    n = vs.shape[0]
+    n = vs.shape[1]
     for i in prange(n):
-        ln = vl[i, f]
+        ln = vl[f, i]
         if ln > 0:
             o = offs[i]
-            s = vs[i, f]
+            s = vs[f, i]
             for t in range(ln):
                 out[o + t] = data[s + t]
 
@@ -204,13 +213,13 @@ def gather(data, vs, vl, f, offs, out):  # pragma: no cover - compiled
 @njit(cache=True, nogil=True, parallel=True)
 def to_int(data, vs, vl, f, out, valid):  # pragma: no cover - compiled
     """Field f as a non-negative integer (up to 18 digits); anything else is null."""
-    n = vs.shape[0]
+    n = vs.shape[1]
     for i in prange(n):
-        ln = vl[i, f]
+        ln = vl[f, i]
         ok = 0 < ln <= 18
         v = 0
         if ok:
-            s = vs[i, f]
+            s = vs[f, i]
             for t in range(ln):
                 c = data[s + t]
                 if c < 48 or c > 57:
@@ -269,14 +278,14 @@ def _tz_minutes(data, s, ln):  # pragma: no cover - compiled
 def fortinet_time(data, vs, vl, fdate, ftime, ftz, fevent, out, valid, zoned):  # pragma: no cover
     """Epoch microseconds per line: `eventtime` (s/ms/us/ns) when present, else date+time
     shifted by tz. `zoned[i]` says whether the result is UTC (False: device-local)."""
-    n = vs.shape[0]
+    n = vs.shape[1]
     for i in prange(n):
         out[i] = 0
         valid[i] = False
         zoned[i] = False
-        ln = vl[i, fevent]
+        ln = vl[fevent, i]
         if 10 <= ln <= 19:
-            v = _digits(data, vs[i, fevent], ln)
+            v = _digits(data, vs[fevent, i], ln)
             if v > 0:
                 if ln <= 10:
                     out[i] = v * 1000000
@@ -289,12 +298,12 @@ def fortinet_time(data, vs, vl, fdate, ftime, ftz, fevent, out, valid, zoned):  
                 valid[i] = True
                 zoned[i] = True
                 continue
-        ld = vl[i, fdate]
-        lt = vl[i, ftime]
+        ld = vl[fdate, i]
+        lt = vl[ftime, i]
         if ld != 10 or lt < 8:
             continue
-        sd = vs[i, fdate]
-        st = vs[i, ftime]
+        sd = vs[fdate, i]
+        st = vs[ftime, i]
         y = _digits(data, sd, 4)
         mo = _digits(data, sd + 5, 2)
         d = _digits(data, sd + 8, 2)
@@ -306,9 +315,9 @@ def fortinet_time(data, vs, vl, fdate, ftime, ftz, fevent, out, valid, zoned):  
         if ss < 0 or ss > 60:
             continue
         secs = _days_from_civil(y, mo, d) * 86400 + hh * 3600 + mi * 60 + ss
-        lz = vl[i, ftz]
+        lz = vl[ftz, i]
         if lz > 0:
-            tz = _tz_minutes(data, vs[i, ftz], lz)
+            tz = _tz_minutes(data, vs[ftz, i], lz)
             if tz != -100000:
                 secs -= tz * 60
                 zoned[i] = True
@@ -317,7 +326,7 @@ def fortinet_time(data, vs, vl, fdate, ftime, ftz, fevent, out, valid, zoned):  
 
 
 def field_equals(data: np.ndarray, vs: np.ndarray, vl: np.ndarray, f: int, literal: str) -> np.ndarray:
-    out = np.empty(vs.shape[0], np.bool_)
+    out = np.empty(vs.shape[1], np.bool_)
     if len(out):
         equals(data, vs, vl, f, np.frombuffer(literal.encode(), np.uint8), out)
     return out
@@ -328,20 +337,22 @@ def constant_column(value: str, n: int) -> pa.Array:
     return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([value])).cast(pa.string())
 
 
-def string_column(data: np.ndarray, vs: np.ndarray, vl: np.ndarray, f: int) -> pa.Array:
-    """Field f of every line as an Arrow string array (null where the key is absent)."""
-    lens = np.maximum(vl[:, f], 0).astype(np.int64)
+def string_column(data: np.ndarray, vs: np.ndarray, vl: np.ndarray, f: int, ascii: bool = False) -> pa.Array:
+    """Field f of every line as an Arrow string array (null where the key is absent).
+    `ascii` says the source bytes are all ASCII, so the UTF-8 check can be skipped."""
+    lens = np.maximum(vl[f], 0).astype(np.int64)
     offs = np.zeros(len(lens) + 1, np.int64)
     np.cumsum(lens, out=offs[1:])
     out = np.empty(int(offs[-1]), np.uint8)
     if len(lens):
         gather(data, vs, vl, f, offs, out)
-    valid = vl[:, f] >= 0
+    valid = vl[f] >= 0
     arr = pa.LargeStringArray.from_buffers(
         len(lens), pa.py_buffer(offs), pa.py_buffer(out), pa.py_buffer(np.packbits(valid, bitorder="little"))
     )
     try:
-        arr.validate(full=True)  # strict UTF-8; a GBK device name or a cut value fails here
+        if not ascii:
+            arr.validate(full=True)  # strict UTF-8; a GBK device name or a cut value fails here
     except pa.ArrowInvalid:
         from wormhunt.sources.text import decode_value
 
@@ -353,8 +364,8 @@ def string_column(data: np.ndarray, vs: np.ndarray, vl: np.ndarray, f: int) -> p
 
 
 def int_column(data: np.ndarray, vs: np.ndarray, vl: np.ndarray, f: int, dtype: type = np.int64) -> pa.Array:
-    out = np.empty(vs.shape[0], np.int64)
-    valid = np.empty(vs.shape[0], np.bool_)
+    out = np.empty(vs.shape[1], np.int64)
+    valid = np.empty(vs.shape[1], np.bool_)
     if len(out):
         to_int(data, vs, vl, f, out, valid)
     if dtype is np.int32:

@@ -8,8 +8,6 @@ physical line number each block starts at, so every record keeps its provenance.
 from __future__ import annotations
 
 import codecs
-import contextlib
-import mmap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,58 +43,74 @@ def _block(data: np.ndarray, base_offset: int, base_line: int) -> Block:
     return Block(data, starts, ends, base_offset, base_line)
 
 
+Tap = Callable[[memoryview | bytes], Callable[[], object] | None]
+
+
 def iter_blocks(
     path: Path,
     encoding: Encoding,
     block_bytes: int = BLOCK_BYTES,
-    tap: Callable[[memoryview | bytes], None] | None = None,
+    tap: Tap | None = None,
 ) -> Iterator[Block]:
-    """Yield blocks of complete lines. `tap` sees every raw byte of the file once (for hashing)."""
+    """Yield blocks of complete lines. `tap` sees every raw byte of the file once, in order
+    (for hashing); it may return a function that waits until it is done with those bytes.
+
+    Two buffers are read into in turn, so memory stays at two blocks whatever the file size
+    and the kernel copies the bytes at memory speed (mapping the file instead costs a page
+    fault per 4 KB and counts the whole file in the resident size)."""
     if encoding.name.startswith("utf-16"):
         yield from _transcoded_blocks(path, encoding, block_bytes, tap)
         return
-    size = path.stat().st_size
-    if size == 0:
-        return
-    with open(path, "rb") as fh:
-        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-    try:
-        if hasattr(mm, "madvise"):
-            mm.madvise(mmap.MADV_SEQUENTIAL)
-        view = memoryview(mm)
-        if tap is not None and encoding.bom:
-            tap(view[: encoding.bom])
-        pos, line = encoding.bom, 1
-        while pos < size:
-            hi = min(size, pos + block_bytes)
-            if hi < size:
-                nl = mm.rfind(b"\n", pos, hi)
-                if nl < 0:  # one line longer than a block: extend to its end
-                    nl = mm.find(b"\n", hi)
-                    nl = size - 1 if nl < 0 else nl
-                hi = nl + 1
+    bufs = [bytearray(block_bytes), bytearray(block_bytes)]
+    waits: list[Callable[[], object] | None] = [None, None]
+    carry = b""
+    offset, line, i = 0, 1, 0
+    with open(path, "rb", buffering=0) as fh:
+        if encoding.bom:
+            head = fh.read(encoding.bom)
             if tap is not None:
-                tap(view[pos:hi])
-            block = _block(np.frombuffer(view[pos:hi], np.uint8), pos, line)
+                wait = tap(head)
+                if wait:
+                    wait()
+            offset = encoding.bom
+        eof = False
+        while not eof or carry:
+            if waits[i] is not None:
+                waits[i]()  # the tap is done with this buffer's previous contents
+                waits[i] = None
+            buf = bufs[i]
+            if len(carry) >= len(buf) // 2:  # one line longer than a block: grow
+                buf = bufs[i] = bytearray(2 * len(buf) + len(carry))
+            view = memoryview(buf)
+            view[: len(carry)] = carry
+            filled = len(carry)
+            start = filled
+            while filled < len(buf) and not eof:
+                got = fh.readinto(view[filled:])
+                eof = got == 0
+                filled += got
+            if tap is not None and filled > start:
+                waits[i] = tap(view[start:filled])
+            cut = filled if eof else buf.rfind(b"\n", 0, filled) + 1
+            if cut == 0:  # no newline in a whole buffer: keep reading the same line
+                carry = bytes(view[:filled])
+                i ^= 1
+                continue
+            block = _block(np.frombuffer(view[:cut], np.uint8), offset, line)
+            carry = bytes(view[cut:filled])
             yield block
             line += len(block)
+            offset += cut
             del block
-            if hasattr(mm, "madvise"):
-                # Drop the pages just parsed from this process (they stay in the page cache):
-                # resident memory stays at about one block whatever the file size.
-                start = pos - pos % mmap.PAGESIZE
-                mm.madvise(mmap.MADV_DONTNEED, start, hi - start)
-            pos = hi
-    finally:
-        del view
-        # A caller may still hold a view of the last block; the map then closes when it is freed.
-        with contextlib.suppress(BufferError):
-            mm.close()
+            i ^= 1
+            if eof and not carry:
+                break
+    for wait in waits:
+        if wait is not None:
+            wait()
 
 
-def _transcoded_blocks(
-    path: Path, encoding: Encoding, block_bytes: int, tap: Callable[[memoryview | bytes], None] | None
-) -> Iterator[Block]:
+def _transcoded_blocks(path: Path, encoding: Encoding, block_bytes: int, tap: Tap | None) -> Iterator[Block]:
     """UTF-16 logs (saved by PowerShell) re-encoded to UTF-8 as they are read; offsets are lost."""
     decoder = codecs.getincrementaldecoder(encoding.name)("replace")
     carry = b""
@@ -106,7 +120,7 @@ def _transcoded_blocks(
         while True:
             raw = fh.read(block_bytes)
             if tap is not None and raw:
-                tap(raw)
+                tap(raw)  # a fresh bytes object each time: nothing to wait for
             final = len(raw) < block_bytes
             if first:
                 raw, first = raw[encoding.bom :], False
