@@ -59,6 +59,7 @@ def test_evidence_is_written_in_real_formats_and_encodings(tmp_path: Path) -> No
     expected = {
         "netstat_ano.txt": "netstat",
         "tasklist_v.csv": "tasklist",
+        "tasklist_svc.txt": "tasklist",
         "systeminfo.txt": "systeminfo",
         "wmic_process.csv": "wmic-process",
     }
@@ -84,6 +85,32 @@ def test_evidence_is_written_in_real_formats_and_encodings(tmp_path: Path) -> No
     assert detect_file(tmp_path / "s" / "network" / "fgt-traffic.log").format.name == "fortigate"
     assert detect_file(tmp_path / "s" / "assets.csv").format.name == "assets"
     assert json.loads((tmp_path / "s" / "ground_truth.json").read_text(encoding="utf-8")) == truth
+
+
+def test_infected_hosts_carry_the_wannamine_artifacts(tmp_path: Path) -> None:
+    from wormhunt.sources import tasklist
+    from wormhunt.sources.base import MemorySink
+
+    truth = simulate(tmp_path / "s", hosts=40, seed=10, lines=5000)
+    hidden = 0
+    for h in truth["hosts"]:
+        svc = MemorySink()
+        tasklist.parse(decode((tmp_path / "s" / "hosts" / h["host"] / "tasklist_svc.txt").read_bytes()).text, svc)
+        hosted = {s for r in svc.of("processes") for s in (r["services"] or [])}
+        pids = {r["pid"] for r in svc.of("processes")}
+        if not h["infected"]:
+            assert h["artifacts"] is None and "snmpstorsrv" not in hosted
+            continue
+        art = h["artifacts"]
+        assert art["services"] == ["snmpstorsrv"] and art["tasks"] == ["\\UPnPHostServices"]
+        assert "C:\\Windows\\AppDiagnostics\\svchost.exe" in art["files"]
+        assert "snmpstorsrv" in hosted  # the service shows in `tasklist /svc`, inside a genuine svchost
+        # The scanner is missing from the process lists exactly where the truth says it is hidden.
+        assert (art["scanner_pid"] not in pids) == art["scanner_hidden"]
+        netstat = decode((tmp_path / "s" / "hosts" / h["host"] / "netstat_ano.txt").read_bytes()).text
+        assert f"SYN_SENT        {art['scanner_pid']}" in netstat
+        hidden += art["scanner_hidden"]
+    assert 0 < hidden < len(truth["infected"])
 
 
 def test_scales_to_a_thousand_hosts(tmp_path: Path) -> None:

@@ -52,9 +52,20 @@ def simulate(
     collect = end - rng.uniform(900, 3600)
     ob = outbreak.run(company, t0, collect, rng)
     counts = fortigate.write_logs(company, ob, begin, end, lines, out / "network", rng.randrange(2**32))
+    artifacts = {}
     for host in company.hosts:
         state = hostview.build(company, ob, host, collect, seed)
         writers.write_bundle(state, collect, out / "hosts" / host.name)
+        if state.infected:
+            artifacts[host.name] = {
+                "services": [s for names in state.services.values() for s in names if s == "snmpstorsrv"],
+                "tasks": [t["name"] for t in state.tasks],
+                "files": state.files,
+                "scanner_hidden": state.scanner_hidden,
+                "scanner_pid": next(
+                    p.pid for p in state.procs if p.path and p.path.endswith(r"AppDiagnostics\spoolsv.exe")
+                ),
+            }
     (out / "assets.csv").write_bytes(writers.assets_csv(company.hosts))
 
     by_ip = company.by_ip
@@ -88,6 +99,7 @@ def simulate(
                 "av_forbidden": h.av_forbidden,
                 "infected": h.name in ob.infections,
                 "infected_at": _iso(ob.infections[h.name].ts) if h.name in ob.infections else None,
+                "artifacts": artifacts.get(h.name),
             }
             for h in company.hosts
         ],

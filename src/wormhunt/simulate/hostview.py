@@ -14,6 +14,35 @@ SYS32 = r"C:\Windows\System32"
 APPDIAG = r"C:\Windows\AppDiagnostics"
 
 # svchost groups of a Windows 7 / 2008 R2 host; Windows 10 splits services further.
+# Services hosted by each svchost group on Windows 7 / 2008 R2 (as `tasklist /svc` lists them).
+GROUP_SERVICES = {
+    "DcomLaunch": ["DcomLaunch", "PlugPlay", "Power"],
+    "RPCSS": ["RpcEptMapper", "RpcSs"],
+    "LocalServiceNetworkRestricted": ["AudioSrv", "Dhcp", "eventlog", "lmhosts", "wscsvc"],
+    "netsvcs": [
+        "AeLookupSvc",
+        "BITS",
+        "CertPropSvc",
+        "gpsvc",
+        "IKEEXT",
+        "iphlpsvc",
+        "LanmanServer",
+        "ProfSvc",
+        "Schedule",
+        "SENS",
+        "ShellHWDetection",
+        "Themes",
+        "Winmgmt",
+        "wuauserv",
+    ],
+    "LocalService": ["BFE", "EventSystem", "FontCache", "netprofm", "nsi", "W32Time", "WdiServiceHost"],
+    "NetworkService": ["CryptSvc", "Dnscache", "LanmanWorkstation", "NlaSvc", "TermService"],
+    "LocalSystemNetworkRestricted": ["TrkWks", "UxSms", "WdiSystemHost"],
+    "LocalServiceNoNetwork": ["MpsSvc"],
+    "LocalServiceAndNoImpersonation": ["FDResPub", "SSDPSRV", "upnphost"],
+    "NetworkServiceNetworkRestricted": ["PolicyAgent"],
+    "imgsvc": ["stisvc"],
+}
 SVCHOST_GROUPS = [
     "DcomLaunch",
     "RPCSS",
@@ -58,6 +87,9 @@ class HostState:
     host: Host
     procs: list[Proc] = field(default_factory=list)
     socks: list[Sock] = field(default_factory=list)
+    services: dict[int, list[str]] = field(default_factory=dict)  # PID -> hosted services
+    tasks: list[dict[str, str]] = field(default_factory=list)  # scheduled tasks (for task writers)
+    files: list[str] = field(default_factory=list)  # malware files on disk
     boot_ts: float = 0.0
     infected: bool = False
     scanner_hidden: bool = False
@@ -128,7 +160,10 @@ def build(company: Company, ob: Outbreak, host: Host, collect_ts: float, seed: i
         svchost[group] = add(
             "svchost.exe", rf"{SYS32}\svchost.exe", rf"{SYS32}\svchost.exe -k {group}", user=user, ppid=services.pid
         )
+        st.services[svchost[group].pid] = list(GROUP_SERVICES[group])
     spooler = add("spoolsv.exe", rf"{SYS32}\spoolsv.exe", rf"{SYS32}\spoolsv.exe", ppid=services.pid, mem=11000)
+    st.services[spooler.pid] = ["Spooler"]
+    st.services[lsass.pid] = ["KeyIso", "SamSs"] + (["NTDS", "Netlogon", "kdc"] if host.role == "dc" else [])
     add(
         "taskhost.exe" if host.os in ("2008r2", "win7") else "taskhostw.exe",
         rf"{SYS32}\taskhost.exe" if host.os in ("2008r2", "win7") else rf"{SYS32}\taskhostw.exe",
@@ -219,6 +254,18 @@ def build(company: Company, ob: Outbreak, host: Host, collect_ts: float, seed: i
         # WannaMine 3.0: snmpstorsrv.dll runs inside a genuine netsvcs svchost; it starts the
         # AppDiagnostics scanner, the EternalBlue tool while exploiting, and the miner.
         host_svc = svchost["netsvcs"]
+        st.services[host_svc.pid].append("snmpstorsrv")
+        # What the task runs is not in the public sources (threat-intel.md 1.3, [U]): left empty.
+        st.tasks.append({"name": r"\UPnPHostServices", "run": ""})
+        st.files += [
+            rf"{SYS32}\snmpstorsrv.dll",
+            rf"{SYS32}\MarsTraceDiagnostics.xml",
+            rf"{SYS32}\TrustedHostex.exe",
+            rf"{APPDIAG}\svchost.exe",
+            rf"{APPDIAG}\spoolsv.exe",
+            rf"{APPDIAG}\x64.dll",
+            rf"{APPDIAG}\x86.dll",
+        ]
         st.scanner_hidden = rng.random() < 0.4
         scanner = add(
             "spoolsv.exe",

@@ -82,6 +82,31 @@ def tasklist_csv(st: HostState) -> str:
     return buf.getvalue()
 
 
+def tasklist_svc(st: HostState) -> str:
+    """`tasklist /svc`: services wrap at 44 characters onto lines indented 35 spaces."""
+    zh = st.host.locale == "zh-CN"
+    out = ["", ("映像名称                       PID 服务" if zh else "Image Name                     PID Services")]
+    out.append("========================= ======== ============================================")
+    na = "暂缺" if zh else "N/A"
+    for p in st.procs:
+        if p.hidden:
+            continue
+        names = st.services.get(p.pid)
+        chunks: list[str] = []
+        line = ""
+        for i, svc in enumerate(names or []):
+            piece = svc + ("," if i + 1 < len(names) else "")
+            if line and len(line) + 1 + len(piece) > 44:
+                chunks.append(line)
+                line = piece
+            else:
+                line = f"{line} {piece}" if line else piece
+        chunks.append(line or na)
+        out.append(f"{p.name[:25]:<25} {p.pid:>8} {chunks[0]}")
+        out += [" " * 35 + c for c in chunks[1:]]
+    return "\n".join(out) + "\n"
+
+
 def wmic_csv(st: HostState, tz_min: int) -> str:
     """`wmic process get CommandLine,CreationDate,ExecutablePath,Name,ParentProcessId,ProcessId /format:csv`."""
     node = st.host.name
@@ -242,6 +267,7 @@ def encode(text: str, host: Host, tool: str) -> bytes:
         prompt = {
             "netstat": "netstat -ano",
             "tasklist": "tasklist /v /fo csv",
+            "tasklist-svc": "tasklist /svc",
             "systeminfo": "systeminfo",
             "wmic": "wmic process get " + WMIC_COLUMNS + " /format:csv",
         }[tool]
@@ -259,6 +285,7 @@ def write_bundle(st: HostState, collect_ts: float, folder: Path) -> list[Path]:
     files = {
         "netstat_ano.txt": ("netstat", netstat(st)),
         "tasklist_v.csv": ("tasklist", tasklist_csv(st)),
+        "tasklist_svc.txt": ("tasklist-svc", tasklist_svc(st)),
         "systeminfo.txt": ("systeminfo", systeminfo(st, collect_ts)),
         "wmic_process.csv": ("wmic", wmic_csv(st, st.host.tz_offset_min)),
     }
