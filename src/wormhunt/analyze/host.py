@@ -152,15 +152,15 @@ def findings(case: Case) -> list[Finding]:
         )
     for r in smb_fanout_by_pid(case):
         key = (r["host"], r["pid"])
-        image = images.get(key) or ("?" if key in hidden else "")
-        params = {"pid": r["pid"], "image": image or "?", "peers": r["peers"], "syn": r["syn"]}
+        image = images.get(key)
+        params = {"pid": r["pid"], "image": image or "", "peers": r["peers"], "syn": r["syn"]}
         out.append(
             Finding(
                 "host.pid_smb_fanout",
                 r["host"],
                 "high",
                 "T1046",
-                "finding.pid_smb_fanout",
+                "finding.pid_smb_fanout" if image else "finding.pid_smb_fanout_unlisted",
                 params,
                 None,
                 None,
