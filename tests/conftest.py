@@ -34,3 +34,28 @@ def encodings(text: str) -> dict[str, bytes]:
     with contextlib.suppress(UnicodeEncodeError):
         out["cp437"] = crlf.encode("cp437")
     return out
+
+
+def assert_same_in_every_encoding(parse_text, text: str, kind: str, format_name: str) -> None:
+    """Every on-disk encoding of `text` is detected as `format_name` and parses to the same
+    rows and the same skipped lines as the text itself."""
+    from wormhunt.sources.base import MemorySink
+    from wormhunt.sources.detect import detect_head
+    from wormhunt.sources.text import decode
+
+    def run(t: str) -> MemorySink:
+        sink = MemorySink()
+        parse_text(t, sink)
+        return sink
+
+    expected = run(text)
+    assert expected.of(kind)
+    variants = encodings(text)
+    assert {"utf-8", "utf-8-bom", "utf-16le-bom", "utf-16le-nobom", "crcrlf"} <= set(variants)
+    assert ("gbk" in variants) and (("cp437" in variants) or not text.isascii())
+    for enc, data in variants.items():
+        found = detect_head(data, complete=True)
+        assert found.format is not None and found.format.name == format_name, (enc, found)
+        sink = run(decode(data).text)
+        assert sink.of(kind) == expected.of(kind), enc
+        assert sink.skip_counts == expected.skip_counts, enc

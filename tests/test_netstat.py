@@ -10,10 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import encodings
+from tests.conftest import assert_same_in_every_encoding, encodings
 from wormhunt.sources import netstat
 from wormhunt.sources.base import MemorySink
-from wormhunt.sources.detect import detect_head
 from wormhunt.sources.text import decode
 
 EN_ANO = """
@@ -472,30 +471,11 @@ ALL_FIXTURES = {
 
 
 @pytest.mark.parametrize("name", sorted(ALL_FIXTURES))
-def test_every_encoding_decodes_to_the_same_rows(name: str) -> None:
-    text = ALL_FIXTURES[name]
-    expected = parse(text).of("sockets")
-    assert expected
-    variants = encodings(text)
-    assert {"utf-8", "utf-8-bom", "utf-16le-bom", "utf-16le-nobom", "crcrlf", "gbk"} <= set(variants)
-    if text.isascii():
-        assert "cp437" in variants
-    for enc, data in variants.items():
-        sink = MemorySink()
-        netstat.parse(decode(data).text, sink)
-        assert sink.skipped == 0, enc
-        assert without_line(sink.of("sockets")) == without_line(expected), enc
-        assert [r["line"] for r in sink.of("sockets")] == [r["line"] for r in expected], enc
+def test_every_encoding_is_detected_and_gives_the_same_rows(name: str) -> None:
+    assert_same_in_every_encoding(netstat.parse, ALL_FIXTURES[name], "sockets", "netstat")
 
 
 def test_gbk_bytes_decode_as_chinese() -> None:
     decoded = decode(encodings(ZH_ANBO_PADDED)["gbk"])
     assert decoded.encoding.name == "gb18030"
     assert "无法获取所有权信息" in decoded.text
-
-
-@pytest.mark.parametrize("name", sorted(ALL_FIXTURES))
-def test_detected_as_netstat_in_every_encoding(name: str) -> None:
-    for enc, data in encodings(ALL_FIXTURES[name]).items():
-        found = detect_head(data, complete=True)
-        assert found.format is not None and found.format.name == "netstat", (name, enc, found)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import encodings
+from tests.conftest import assert_same_in_every_encoding, encodings
 from wormhunt.sources import tasklist
 from wormhunt.sources.base import MemorySink
 from wormhunt.sources.detect import detect_head
@@ -462,18 +462,8 @@ ALL_FIXTURES = {
 
 
 @pytest.mark.parametrize("name", sorted(ALL_FIXTURES))
-def test_every_encoding_decodes_to_the_same_rows(name: str) -> None:
-    text = ALL_FIXTURES[name]
-    expected = parse(text).of("processes")
-    assert expected
-    variants = encodings(text)
-    assert {"utf-8", "utf-8-bom", "utf-16le-bom", "utf-16le-nobom", "crcrlf", "gbk"} <= set(variants)
-    if text.isascii():
-        assert "cp437" in variants
-    for enc, data in variants.items():
-        sink = parse(decode(data).text)
-        assert sink.skipped == 0, enc
-        assert sink.of("processes") == expected, enc
+def test_every_encoding_is_detected_and_gives_the_same_rows(name: str) -> None:
+    assert_same_in_every_encoding(tasklist.parse, ALL_FIXTURES[name], "processes", "tasklist")
 
 
 def test_gbk_bytes_of_a_chinese_table() -> None:
@@ -482,13 +472,6 @@ def test_gbk_bytes_of_a_chinese_table() -> None:
     assert decoded.encoding.name == "gb18030"
     rows = parse(decoded.text).of("processes")
     assert rows[2]["name"] == "微信.exe" and rows[2]["user"] == "CORP\\李伟" and rows[2]["pid"] == 6612
-
-
-@pytest.mark.parametrize("name", sorted(ALL_FIXTURES))
-def test_detected_as_tasklist_in_every_encoding(name: str) -> None:
-    for enc, data in encodings(ALL_FIXTURES[name]).items():
-        found = detect_head(data, complete=True)
-        assert found.format is not None and found.format.name == "tasklist", (name, enc, found)
 
 
 def test_sniff_scores() -> None:

@@ -12,10 +12,9 @@ from datetime import datetime
 
 import pytest
 
-from tests.conftest import encodings
+from tests.conftest import assert_same_in_every_encoding, encodings
 from wormhunt.sources import wmic
 from wormhunt.sources.base import MemorySink
-from wormhunt.sources.detect import detect_head
 from wormhunt.sources.text import decode
 
 HEADER = "Node,CommandLine,CreationDate,ExecutablePath,Name,ParentProcessId,ProcessId"
@@ -242,16 +241,8 @@ ALL_FIXTURES = {"full": FULL, "no-cmdline": NO_CMDLINE.replace("\r\r\n", "\n"), 
 
 
 @pytest.mark.parametrize("name", sorted(ALL_FIXTURES))
-def test_every_encoding_decodes_to_the_same_rows(name: str) -> None:
-    text = ALL_FIXTURES[name]
-    expected = parse(text)
-    assert expected.of("processes")
-    variants = encodings(text)
-    assert {"utf-8", "utf-8-bom", "utf-16le-bom", "utf-16le-nobom", "crcrlf", "gbk", "cp437"} <= set(variants)
-    for enc, data in variants.items():
-        sink = parse(decode(data).text)
-        assert sink.of("processes") == expected.of("processes"), enc
-        assert sink.skip_counts == expected.skip_counts, enc
+def test_every_encoding_is_detected_and_gives_the_same_rows(name: str) -> None:
+    assert_same_in_every_encoding(wmic.parse, ALL_FIXTURES[name], "processes", "wmic-process")
 
 
 def test_utf16le_without_bom_is_recognised() -> None:
@@ -259,13 +250,6 @@ def test_utf16le_without_bom_is_recognised() -> None:
     decoded = decode(data)
     assert decoded.encoding.name == "utf-16-le" and decoded.encoding.bom == 0
     assert parse(decoded.text).of("processes")[5]["command_line"] == CHROME_CMD
-
-
-@pytest.mark.parametrize("name", sorted(ALL_FIXTURES))
-def test_detected_as_wmic_process_in_every_encoding(name: str) -> None:
-    for enc, data in encodings(ALL_FIXTURES[name]).items():
-        found = detect_head(data, complete=True)
-        assert found.format is not None and found.format.name == "wmic-process", (name, enc, found)
 
 
 def test_sniff() -> None:
