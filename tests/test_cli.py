@@ -124,3 +124,16 @@ def test_attacker_controlled_strings_are_neutralised(tmp_path: Path) -> None:
     (host,) = [h for h in doc["hosts"] if h["host"] == "HOSTX"]
     assert host["status"] == "infected"
     assert cmd in host["findings"][0]["evidence"][0]["text"]  # JSON keeps the exact text, escaped by JSON
+
+
+def test_hostile_file_names_and_json_controls(tmp_path: Path) -> None:
+    evidence = tmp_path / "ev"
+    evidence.mkdir()
+    name = "[blink red]x\x1b]0;t\x07\u009b\u202e.bin"
+    (evidence / name).write_bytes(os.urandom(512))
+    out = run("investigate", str(evidence), "--case", str(tmp_path / "case"))
+    assert "\x1b" not in out.stderr and "\u009b" not in out.stderr and "\u202e" not in out.stderr
+    assert "[blink red]" in out.stderr  # shown as text, not applied as markup
+    jout = run("investigate", str(evidence), "--case", str(tmp_path / "case2"), "--json")
+    assert "\u009b" not in jout.stdout and "\u202e" not in jout.stdout
+    assert json.loads(jout.stdout)["evidence"]["problems"][0]["path"].endswith(name)

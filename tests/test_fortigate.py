@@ -216,3 +216,21 @@ def test_small_blocks_long_lines_bom_and_hash(tmp_path: Path, monkeypatch: pytes
         end = raw.find(b"\n", r["offset"])
         text = raw[r["offset"] : end if end >= 0 else len(raw)].decode()
         assert text == lines[r["line"] - 1]
+
+
+@pytest.mark.parametrize(
+    ("tz", "expected"),
+    [('"UTC"', datetime(2019, 1, 2, 3, 4, 5)), ("Z", datetime(2019, 1, 2, 3, 4, 5)), ('"+0875"', None)],
+)
+def test_zone_names_and_impossible_offsets(tz: str, expected: datetime | None) -> None:
+    line = f"date=2019-01-02 time=03:04:05 tz={tz} type=traffic subtype=forward srcip=1.1.1.1 dstip=2.2.2.2"
+    sink = parse(line)
+    assert sink.of("flows")[0]["ts"] == datetime(2019, 1, 2, 3, 4, 5)
+    assert sink.meta.get("local_time") is (None if expected else True)
+
+
+def test_impossible_calendar_dates_are_refused() -> None:
+    sink = parse("date=2025-02-29 time=00:00:00 tz=+0000 type=traffic srcip=1.1.1.1 dstip=2.2.2.2")
+    assert sink.of("flows") == [] and sink.skip_counts == {"no readable date/time": 1}
+    sink = parse("date=2024-02-29 time=00:00:00 tz=+0000 type=traffic srcip=1.1.1.1 dstip=2.2.2.2")
+    assert sink.of("flows")[0]["ts"] == datetime(2024, 2, 29)

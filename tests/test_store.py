@@ -63,7 +63,7 @@ def test_ingest_records_provenance_and_manifest(tmp_path: Path, evidence: Path) 
         assert by_name["si.txt"].encoding == "utf-16-le+bom"
         # Host evidence in a bundle is attributed to the systeminfo host name; loose files to their folder.
         assert by_name["netstat.txt"].host == "FS01" and by_name["netstat.txt"].host_source == "systeminfo"
-        assert by_name["netstat-only.txt"].host == "loose" and by_name["netstat-only.txt"].host_source == "folder"
+        assert by_name["netstat-only.txt"].host == "LOOSE" and by_name["netstat-only.txt"].host_source == "folder"
         assert by_name["netstat.txt"].records == 3 and by_name["netstat.txt"].skip_reasons == {"bad address": 1}
         assert by_name["fw.log"].records == 2 and by_name["fw.log"].skipped == 1
         for e in entries:
@@ -143,3 +143,58 @@ def test_evidence_line_quotes_the_original(tmp_path: Path, evidence: Path) -> No
         assert case.evidence_line(row["evidence_id"], row["line"], row["offset"]) == IPS
         s = case.query("SELECT evidence_id, line FROM sockets WHERE host = 'FS01' AND pid = 3120 ORDER BY line")[0]
         assert "10.1.1.9:445" in case.evidence_line(s["evidence_id"], s["line"])
+
+
+def test_values_that_do_not_fit_are_skipped_not_fatal(tmp_path: Path) -> None:
+    # A PID in superscript digits and one beyond 32 bits: each line is counted, the rest kept.
+    text = NETSTAT + "  TCP    10.1.1.5:49300         10.1.1.11:445          SYN_SENT        ²\n"
+    text += "  TCP    10.1.1.5:49301         10.1.1.12:445          SYN_SENT        99999999999\n"
+    path = tmp_path / "HOSTA" / "netstat.txt"
+    path.parent.mkdir()
+    path.write_text(text, encoding="utf-8")
+    with Case(tmp_path / "case") as case:
+        (entry,) = ingest(case, [path])
+        assert entry.status == "ingested" and entry.records == 3
+        assert entry.skip_reasons == {"bad address": 1, "bad PID": 2}
+
+
+def test_a_relative_path_is_attributed_to_its_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "pc-17"
+    folder.mkdir()
+    (folder / "netstat.txt").write_text(NETSTAT, encoding="utf-8")
+    monkeypatch.chdir(folder)
+    with Case(tmp_path / "case") as case:
+        (entry,) = ingest(case, [Path("netstat.txt")])
+        assert entry.host == "PC-17" and entry.status == "ingested"
+
+
+def test_failed_files_are_retried_and_leftovers_are_invisible(tmp_path: Path) -> None:
+    path = tmp_path / "fw.log"
+    path.write_text(TRAFFIC + "\n")
+    with Case(tmp_path / "case") as case:
+        (first,) = ingest(case, [path])
+        # A partition a crash left behind (no evidence row) must not show up in the view.
+        stray = case.partition("flows", 99)
+        stray.write_bytes(case.partition("flows", first.evidence_id).read_bytes())
+        case.refresh_views()
+        assert case.count("flows") == 1
+        case.con.execute("UPDATE evidence SET status = 'error'")  # as if the first attempt had failed
+        case.refresh_views()
+        assert case.count("flows") == 0
+        (again,) = ingest(case, [path])
+        assert again.status == "ingested" and case.count("flows") == 1
+    with Case(tmp_path / "case") as case:
+        assert not stray.exists()  # removed when the case is opened again
+
+
+def test_knowledge_schema_rejects_bad_values() -> None:
+    import copy
+
+    from wormhunt.knowledge import KnowledgeError, load, validate
+
+    good = load("network_signatures")
+    for field, value in (("severity", "urgent"), ("kind", "worm"), ("match", "(unclosed")):
+        bad = copy.deepcopy(good)
+        bad["signatures"][0][field] = value
+        with pytest.raises(KnowledgeError, match=field):
+            validate("network_signatures", bad)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -53,8 +54,14 @@ def _err() -> Console:
     return Console(stderr=True, highlight=False)
 
 
+# Characters JSON leaves raw that a terminal acts on (C1 controls, bidi and line separators):
+# escaped, so `--json` piped to a terminal cannot be turned against the reader.
+_UNSAFE_JSON = re.compile("[\u0080-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
 def _emit_json(doc: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2, default=str) + "\n")
+    text = json.dumps(doc, ensure_ascii=False, indent=2, default=str)
+    sys.stdout.write(_UNSAFE_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
 
 
 def _version(value: bool) -> None:
@@ -79,12 +86,10 @@ def main_options(
 
 
 def _ingest_with_progress(case: Any, paths: list[Path], opts: Opts) -> list[dict[str, Any]]:
-    from wormhunt.ingest import attribute_hosts, ingest_one, walk
+    from wormhunt.ingest import ingest
+    from wormhunt.report.console import safe
 
     err = _err()
-    inputs = walk(paths)
-    attribute_hosts(inputs)
-    entries = []
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -94,15 +99,18 @@ def _ingest_with_progress(case: Any, paths: list[Path], opts: Opts) -> list[dict
         disable=opts.json or not err.is_terminal,
         transient=True,
     ) as progress:
-        task = progress.add_task("ingest", total=len(inputs))
-        for item in inputs:
-            progress.update(task, description=str(item.path.name)[:40])
-            entry = ingest_one(case, item)
-            entries.append(entry.to_json())
+        task = progress.add_task("ingest", total=None)
+
+        def started(inputs: list[Any]) -> None:
+            progress.update(task, total=len(inputs))
+
+        def done(entry: Any) -> None:
+            progress.update(task, advance=1, description=safe(Path(entry.path).name, 40))
             if not opts.json:
                 _report_file(err, entry.to_json(), opts.lang)
-            progress.advance(task)
-    return entries
+
+        entries = ingest(case, paths, on_file=done, on_inputs=started)
+    return [e.to_json() for e in entries]
 
 
 def _report_file(err: Console, e: dict[str, Any], lang: str) -> None:
@@ -303,7 +311,7 @@ def main() -> None:
     except Exception as exc:
         if os.environ.get("WORMHUNT_DEBUG"):
             raise
-        Console(stderr=True).print(f"[red]error:[/] {type(exc).__name__}: {exc}")
+        Console(stderr=True, markup=False, highlight=False).print(f"error: {type(exc).__name__}: {exc}")
         sys.exit(1)
 
 

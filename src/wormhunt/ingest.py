@@ -9,6 +9,7 @@ why; it never stops the run.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import queue
@@ -17,11 +18,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
+
 from wormhunt.sources import FORMATS
 from wormhunt.sources.base import Format, MemorySink
 from wormhunt.sources.detect import Detection, detect_file
 from wormhunt.sources.text import decode
-from wormhunt.store import COPY_LIMIT, Case, ManifestEntry, StoreSink, sha256_file
+from wormhunt.store import Case, ManifestEntry, StoreSink, sha256_file
 
 # Text formats are parsed in memory; a file this large is refused rather than exhausting RAM.
 MAX_TEXT_BYTES = 512 * 1024 * 1024
@@ -37,26 +40,36 @@ class Input:
 
 
 def walk(paths: Iterable[Path]) -> list[Input]:
-    """Expand folders into files; unreadable or missing paths become inputs with an error."""
+    """Expand folders into files. Missing paths, unreadable folders and symbolic links become
+    inputs with an error, so each is reported rather than silently left out."""
     out: list[Input] = []
     for root in paths:
         root = Path(root)
-        if not root.exists():
+        if root.is_symlink() and root.is_dir():
+            out.append(Input(root, error="symbolic link to a folder: not followed"))
+        elif not root.exists():
             out.append(Input(root, error="no such file or directory"))
         elif root.is_dir():
-            for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=None):
+
+            def unreadable(exc: OSError, top: Path = root) -> None:
+                out.append(Input(Path(exc.filename or top), error=f"cannot read folder: {exc.strerror or exc}"))
+
+            for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=unreadable):
                 dirnames.sort()
-                for name in sorted(filenames):
+                for name in sorted(filenames + [d for d in dirnames if (Path(dirpath) / d).is_symlink()]):
                     p = Path(dirpath) / name
-                    if p.is_symlink() or not p.is_file():
-                        continue
-                    out.append(Input(p))
+                    if p.is_symlink():
+                        out.append(Input(p, error="symbolic link: not followed"))
+                    elif p.is_file():
+                        out.append(Input(p))
         else:
             out.append(Input(root))
     return out
 
 
 def _systeminfo_host(path: Path) -> str | None:
+    if path.stat().st_size > MAX_TEXT_BYTES:
+        return None
     sink = MemorySink()
     FORMATS["systeminfo"].parse_text(decode(path.read_bytes()).text, sink)  # type: ignore[misc]
     names = [r["hostname"] for r in sink.of("host_info") if r.get("hostname")]
@@ -72,13 +85,15 @@ def attribute_hosts(inputs: list[Input]) -> None:
             item.detection = detect_file(item.path)
         except OSError as exc:
             item.error = f"cannot read: {exc.strerror or exc}"
+        except Exception as exc:
+            item.error = f"format detection failed: {type(exc).__name__}: {exc}"
     own_host: dict[Path, str] = {}
     names_in: dict[Path, set[str]] = {}
     for item in inputs:
         if item.detection and item.detection.format and item.detection.format.name == "systeminfo":
             try:
                 name = _systeminfo_host(item.path)
-            except OSError:
+            except Exception:
                 name = None
             if name:
                 own_host[item.path] = name
@@ -87,15 +102,16 @@ def attribute_hosts(inputs: list[Input]) -> None:
         fmt = item.detection.format if item.detection else None
         if fmt is None or not fmt.host_evidence:
             continue
-        folder = item.path.parent
-        names = names_in.get(folder, set())
+        folder = item.path.resolve().parent  # `netstat.txt` given alone still has a folder name
+        names = names_in.get(item.path.parent, set())
+        # Windows host names are case-insensitive: one spelling (upper case) joins every source.
         if item.path in own_host:
-            item.host, item.host_source = own_host[item.path], "systeminfo"
+            item.host, item.host_source = own_host[item.path].upper(), "systeminfo"
         elif len(names) == 1:
             # A bundle folder: its systeminfo names the host the other outputs came from.
-            item.host, item.host_source = next(iter(names)), "systeminfo"
+            item.host, item.host_source = next(iter(names)).upper(), "systeminfo"
         else:
-            item.host, item.host_source = folder.name or None, "folder"
+            item.host, item.host_source = (folder.name or "unknown-host").upper(), "folder"
 
 
 def ingest_one(case: Case, item: Input) -> ManifestEntry:
@@ -143,10 +159,11 @@ def ingest_one(case: Case, item: Input) -> ManifestEntry:
         return entry
     con = case.con
     con.execute("BEGIN TRANSACTION")
-    sink = StoreSink(case, entry.evidence_id, item.host)
+    sink = StoreSink(case, entry.evidence_id, item.host, upper_hosts=fmt.host_evidence)
     try:
         if fmt.parse_file is not None:
             entry.sha256 = _parse_streaming(fmt, path, det, sink)
+            raw = None
         else:
             raw = path.read_bytes()
             entry.sha256 = hashlib.sha256(raw).hexdigest()
@@ -155,19 +172,21 @@ def ingest_one(case: Case, item: Input) -> ManifestEntry:
             fmt.parse_text(decoded.text, sink)  # type: ignore[misc]
         sink.close()
         _fill(entry, sink)
-        copy = case.keep_copy(path, entry.sha256) if size <= COPY_LIMIT else None
+        copy = case.keep_copy(path, entry.sha256, raw)
         case.insert_evidence(entry, quick_fp=quick, copy=copy)
-        sink.commit()  # partitions become visible with the transaction
+        sink.commit()  # partitions are renamed into place, but only listed once the row commits
         con.execute("COMMIT")
     except Exception as exc:
-        con.execute("ROLLBACK")
+        with contextlib.suppress(duckdb.Error):  # a failed COMMIT has already ended the transaction
+            con.execute("ROLLBACK")
         sink.abort()
         entry.status = "error"
         entry.message = f"parser failed: {type(exc).__name__}: {exc}"
-        entry.records, entry.skipped = 0, 0
+        entry.records, entry.skipped, entry.skip_reasons, entry.skip_examples = 0, 0, {}, []
         entry.sha256 = entry.sha256 or _sha256(path)
         case.record(entry, quick_fp=quick)
         return entry
+    case.refresh_views()
     case.append_manifest(entry)
     return entry
 
@@ -235,10 +254,15 @@ def ingest(
     case: Case,
     paths: Iterable[Path],
     on_file: Callable[[ManifestEntry], None] | None = None,
+    on_inputs: Callable[[list[Input]], None] | None = None,
 ) -> list[ManifestEntry]:
-    """Ingest every file under `paths` into `case`; returns one manifest entry per file."""
+    """Ingest every file under `paths` into `case`; returns one manifest entry per file.
+
+    `on_inputs` sees the whole list once it is known (for a progress bar), `on_file` each entry."""
     inputs = walk(paths)
     attribute_hosts(inputs)
+    if on_inputs:
+        on_inputs(inputs)
     entries = []
     for item in inputs:
         entry = ingest_one(case, item)

@@ -200,6 +200,11 @@ class EvidenceRef:
     line: int
 
 
+def evidence_refs(kind: str, rows: list[dict[str, Any]] | None, limit: int = 5) -> list[EvidenceRef]:
+    """References from query rows holding `evidence_id` and `line`."""
+    return [EvidenceRef(kind, int(r["evidence_id"]), int(r["line"])) for r in (rows or [])[:limit]]
+
+
 @dataclass
 class Finding:
     """One thing a detector concluded about one host, with the records that show it.

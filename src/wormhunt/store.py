@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 
 from wormhunt.model import KINDS, Kind
 from wormhunt.sources.base import Sink
+from wormhunt.sources.text import decode, decode_value
 
 # Files up to this size are copied into the case so reports can quote them later.
 COPY_LIMIT = 64 * 1024 * 1024
@@ -116,16 +117,21 @@ class _PartitionWriter:
             raise self.error
 
 
+def _rows_table(kind: Kind, rows: list[dict[str, Any]]) -> pa.Table:
+    return pa.table({c.name: pa.array([r.get(c.name) for r in rows], c.arrow) for c in kind.all_columns})
+
+
 class StoreSink(Sink):
     """Writes parsed rows into the case for one evidence file: small kinds into DuckDB tables,
     bulk kinds (flows, alerts) into a Parquet partition that the kind's view reads."""
 
-    def __init__(self, case: Case, evidence_id: int, host: str | None) -> None:
+    def __init__(self, case: Case, evidence_id: int, host: str | None, upper_hosts: bool = False) -> None:
         super().__init__()
         self.case = case
         self.con = case.con
         self.evidence_id = evidence_id
         self.host = host
+        self.upper_hosts = upper_hosts  # Windows host names: one spelling, so sources join
         self.pending: dict[str, list[dict[str, Any]]] = {}
         self.writers: dict[str, _PartitionWriter] = {}
         self.tap: Callable[[Any], None] | None = None
@@ -138,9 +144,26 @@ class StoreSink(Sink):
 
     def _flush(self, kind: Kind) -> None:
         rows = self.pending.pop(kind.name, [])
-        if rows:
-            columns = {c.name: [r.get(c.name) for r in rows] for c in kind.all_columns}
-            self._insert(kind, pa.table({c.name: pa.array(columns[c.name], c.arrow) for c in kind.all_columns}))
+        if not rows:
+            return
+        try:
+            table = _rows_table(kind, rows)
+        except (pa.ArrowException, OverflowError, TypeError, ValueError):
+            # A value a parser let through does not fit its column: drop that row, keep the rest.
+            good = []
+            for row in rows:
+                try:
+                    _rows_table(kind, [row])
+                    good.append(row)
+                except (pa.ArrowException, OverflowError, TypeError, ValueError) as exc:
+                    self.records -= 1
+                    self.skip(
+                        int(row.get("line") or 0), "value does not fit its column", f"{type(exc).__name__}: {exc}"
+                    )
+            if not good:
+                return
+            table = _rows_table(kind, good)
+        self._insert(kind, table)
 
     def _batch(self, kind: Kind, table: pa.Table) -> None:
         self._insert(kind, table)
@@ -152,9 +175,13 @@ class StoreSink(Sink):
             "evidence_id",
             pa.array(np.full(n, self.evidence_id, np.int32)),
         )
+        idx = table.schema.get_field_index("host")
+        host = table.column(idx)
         if self.host is not None:
-            idx = table.schema.get_field_index("host")
-            table = table.set_column(idx, "host", pc.coalesce(table.column(idx), pa.scalar(self.host)))
+            host = pc.coalesce(host, pa.scalar(self.host))
+        if self.upper_hosts:
+            host = pc.utf8_upper(host)
+        table = table.set_column(idx, "host", host)
         if kind.name in BULK_KINDS:
             writer = self.writers.get(kind.name)
             if writer is None:
@@ -198,12 +225,16 @@ class Case:
         self.files_dir.mkdir(parents=True, exist_ok=True)
         self.manifest_path = self.evidence_dir / "manifest.jsonl"
         self.db_path = self.root / "case.duckdb"
-        self.con = duckdb.connect(str(self.db_path))
         # Bounded memory whatever the case size: DuckDB spills to the case folder beyond this.
-        self.con.execute(f"SET memory_limit = '{os.environ.get('WORMHUNT_MEMORY', '1GB')}'")
-        tmp = str((self.root / ".tmp").resolve()).replace("'", "''")
-        self.con.execute(f"SET temp_directory = '{tmp}'")
+        config = {
+            "memory_limit": os.environ.get("WORMHUNT_MEMORY", "1GB"),
+            "temp_directory": str((self.root / ".tmp").resolve()),
+        }
+        self.con = duckdb.connect(str(self.db_path), config=config)
+        self._lines: dict[int, list[str]] = {}
         self._schema()
+        self._drop_leftovers()
+        self.refresh_views()
 
     def __enter__(self) -> Case:
         return self
@@ -231,12 +262,36 @@ class Case:
                 empty = folder / "e000000.parquet"  # keeps the view valid before any evidence
                 if not empty.exists():
                     pq.write_table(kind.arrow_schema.empty_table(), empty)
-                # Recreated at every open: the view holds the absolute path of this case.
-                glob = str(folder.resolve() / "e*.parquet").replace("'", "''")
-                self.con.execute(f"CREATE OR REPLACE VIEW {kind.name} AS SELECT * FROM read_parquet('{glob}')")
                 continue
             cols = ", ".join(f'"{c.name}" {c.sql}' for c in kind.all_columns)
             self.con.execute(f"CREATE TABLE IF NOT EXISTS {kind.name} ({cols})")
+
+    def _drop_leftovers(self) -> None:
+        """Remove partitions a crash left without a committed evidence row (their id is reused)."""
+        rows = self.con.execute("SELECT evidence_id FROM evidence WHERE status = 'ingested'").fetchall()
+        ingested = {r[0] for r in rows}
+        for name in BULK_KINDS:
+            for p in (self.root / "tables" / name).glob("e*"):
+                stem = p.name.split(".")[0][1:]
+                if p.suffix == ".tmp" or (stem.isdigit() and int(stem) != 0 and int(stem) not in ingested):
+                    p.unlink(missing_ok=True)
+
+    def refresh_views(self) -> None:
+        """Point each bulk kind's view at exactly the partitions of ingested evidence.
+
+        An explicit file list, not a glob: a partition left behind by a crash before its
+        evidence row committed stays invisible, and a case path with `[` or `*` still works.
+        """
+        ingested = {
+            int(r[0]) for r in self.con.execute("SELECT evidence_id FROM evidence WHERE status = 'ingested'").fetchall()
+        }
+        for name in BULK_KINDS:
+            folder = self.root / "tables" / name
+            files = [folder / "e000000.parquet"] + [
+                p for p in sorted(folder.glob("e*.parquet")) if p.stem[1:].isdigit() and int(p.stem[1:]) in ingested
+            ]
+            listing = ", ".join("'" + str(p.resolve()).replace("'", "''") + "'" for p in files)
+            self.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet([{listing}])")
 
     def partition(self, kind: str, evidence_id: int) -> Path:
         return self.root / "tables" / kind / f"e{evidence_id:06d}.parquet"
@@ -249,7 +304,12 @@ class Case:
     def find_duplicate(self, path: Path) -> tuple[int | None, str | None, str]:
         """(evidence id, sha256) of an ingested file with the same content, plus the quick fingerprint."""
         fp = quick_fingerprint(path)
-        hits = self.con.execute("SELECT evidence_id, sha256 FROM evidence WHERE quick_fp = ?", [fp]).fetchall()
+        # Only evidence that was read counts: a file that failed or was not recognised is tried again.
+        hits = self.con.execute(
+            "SELECT evidence_id, sha256 FROM evidence"
+            " WHERE quick_fp = ? AND status IN ('ingested', 'empty', 'no records')",
+            [fp],
+        ).fetchall()
         if not hits:
             return None, None, fp
         digest = sha256_file(path)
@@ -295,20 +355,34 @@ class Case:
         with open(self.manifest_path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(entry.to_json(), ensure_ascii=False, default=str) + "\n")
 
-    def keep_copy(self, path: Path, sha256: str) -> str | None:
-        """Copy a small evidence file into the case (read-only source stays untouched)."""
-        if path.stat().st_size > COPY_LIMIT:
+    def keep_copy(self, path: Path, sha256: str, data: bytes | None = None) -> str | None:
+        """Keep a small evidence file inside the case, named by its hash (the source is never touched).
+
+        Written from the bytes that were hashed when given, and renamed into place, so a copy is
+        never partial and always matches its name."""
+        if (len(data) if data is not None else path.stat().st_size) > COPY_LIMIT:
             return None
         dest = self.files_dir / sha256
         if not dest.exists():
-            shutil.copyfile(path, dest)
+            tmp = dest.with_suffix(".tmp")
+            if data is not None:
+                tmp.write_bytes(data)
+            else:
+                shutil.copyfile(path, tmp)
+            os.replace(tmp, dest)
         return str(dest.relative_to(self.root))
 
     def manifest(self) -> list[dict[str, Any]]:
         if not self.manifest_path.exists():
             return []
-        with open(self.manifest_path, encoding="utf-8") as fh:
-            return [json.loads(line) for line in fh if line.strip()]
+        out = []
+        with open(self.manifest_path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue  # a line torn by a crash while it was written
+        return out
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -321,25 +395,25 @@ class Case:
         return int(self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
     def evidence_line(self, evidence_id: int, line: int, offset: int | None = None) -> str | None:
-        """The text of one evidence line, from the case copy or the original file."""
-        from wormhunt.sources.text import decode
+        """The text of one evidence line, from the case copy or the original file.
 
-        row = self.con.execute(
-            "SELECT path, copy, encoding FROM evidence WHERE evidence_id = ?", [evidence_id]
-        ).fetchone()
+        A byte offset (recorded for streamed logs) is a seek; small files are decoded once and
+        kept; a large file without offsets (a transcoded UTF-16 log) is not read whole."""
+        row = self.con.execute("SELECT path, copy, size FROM evidence WHERE evidence_id = ?", [evidence_id]).fetchone()
         if row is None:
             return None
-        path, copy, encoding = row
+        path, copy, size = row
         source = self.root / copy if copy else Path(path)
         try:
-            if offset is not None and offset >= 0 and not copy:
+            if offset is not None and offset >= 0:
                 with open(source, "rb") as fh:
                     fh.seek(offset)
-                    raw = fh.readline(64 * 1024)
-                name = (encoding or "utf-8").split("+")[0].split("(")[0]
-                return raw.decode(name if not name.startswith("utf-16") else "utf-8", "replace").rstrip("\r\n")
-            text = decode(source.read_bytes()).text
+                    return decode_value(fh.readline(64 * 1024).rstrip(b"\r\n"))
+            if evidence_id not in self._lines:
+                if (size or 0) > COPY_LIMIT:
+                    return None
+                self._lines[evidence_id] = decode(source.read_bytes()).text.split("\n")
         except OSError:
             return None
-        lines = text.split("\n")
+        lines = self._lines[evidence_id]
         return lines[line - 1].rstrip("\r") if 0 < line <= len(lines) else None

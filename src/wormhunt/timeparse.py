@@ -55,7 +55,7 @@ def tz_offset_minutes(text: str | None) -> int | None:
             return 0  # `(UTC)` / `(GMT)`
         sign, hh, mm = m.groups()
     minutes = int(hh) * 60 + int(mm or 0)
-    if minutes > 14 * 60:
+    if int(mm or 0) > 59 or minutes > 14 * 60:
         return None
     return -minutes if sign == "-" else minutes
 

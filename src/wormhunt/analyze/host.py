@@ -7,10 +7,8 @@ import re
 from typing import Any
 
 from wormhunt.knowledge import load
-from wormhunt.model import EvidenceRef, Finding
+from wormhunt.model import Finding, evidence_refs
 from wormhunt.store import Case
-
-EVIDENCE_PER_FINDING = 5
 
 
 def _norm_dir(path: str) -> str:
@@ -22,10 +20,6 @@ def _norm_dir(path: str) -> str:
 
 def _expand(folder: str) -> str:
     return re.sub(r"(?i)%systemroot%", r"C:\\Windows", folder).rstrip("\\").lower()
-
-
-def _refs(kind: str, rows: list[dict[str, Any]]) -> list[EvidenceRef]:
-    return [EvidenceRef(kind, int(r["evidence_id"]), int(r["line"])) for r in rows[:EVIDENCE_PER_FINDING]]
 
 
 def masquerades(case: Case) -> list[Finding]:
@@ -65,7 +59,7 @@ def masquerades(case: Case) -> list[Finding]:
                 params,
                 r["created"],
                 None,
-                _refs("processes", [r]),
+                evidence_refs("processes", [r]),
             )
         )
     counts = case.query(
@@ -90,7 +84,7 @@ def masquerades(case: Case) -> list[Finding]:
                     {"name": r["name"], "count": r["n"], "max": limit},
                     None,
                     None,
-                    _refs("processes", r["ev"]),
+                    evidence_refs("processes", r["ev"]),
                 )
             )
     return out
@@ -98,31 +92,36 @@ def masquerades(case: Case) -> list[Finding]:
 
 def smb_fanout_by_pid(case: Case) -> list[dict[str, Any]]:
     cfg = load("network")["host_smb_fanout"]
+    ports = load("network")["smb_fanout"]["ports"]
     return case.query(
         """SELECT host, pid, count(DISTINCT remote_ip) AS peers,
                   count(*) FILTER (WHERE state = 'SYN_SENT') AS syn,
                   min_by({'evidence_id': evidence_id, 'line': line}, line, 5) AS ev
            FROM sockets
-           WHERE remote_port IN (445, 139) AND NOT coalesce(listening, false) AND pid IS NOT NULL
-             AND pid NOT IN (SELECT unnest(?::INTEGER[])) AND remote_ip NOT IN ('*', '0.0.0.0', '::')
-           GROUP BY host, pid HAVING count(DISTINCT remote_ip) >= ?
+           WHERE remote_port IN (SELECT unnest($ports::INTEGER[])) AND NOT coalesce(listening, false)
+             AND pid IS NOT NULL AND pid NOT IN (SELECT unnest($exempt::INTEGER[]))
+             AND remote_ip NOT IN ('*', '0.0.0.0', '::')
+           GROUP BY host, pid HAVING count(DISTINCT remote_ip) >= $peers
            ORDER BY host, pid""",
-        [cfg["exempt_pids"], cfg["min_distinct_peers"]],
+        {"ports": ports, "exempt": cfg["exempt_pids"], "peers": cfg["min_distinct_peers"]},
     )
 
 
 def hidden_pids(case: Case) -> list[dict[str, Any]]:
     """PIDs that own sockets but appear in no process list of the same host."""
+    net = load("network")
     return case.query(
         """SELECT s.host, s.pid, count(*) AS sockets,
                   count(DISTINCT s.remote_ip)
-                      FILTER (WHERE s.remote_port IN (445, 139) AND NOT s.listening) AS smb_peers,
+                      FILTER (WHERE s.remote_port IN (SELECT unnest($ports::INTEGER[])) AND NOT s.listening)
+                      AS smb_peers,
                   min_by({'evidence_id': s.evidence_id, 'line': s.line}, s.line, 5) AS ev
            FROM sockets s
-           WHERE s.pid IS NOT NULL AND s.pid NOT IN (0, 4)
+           WHERE s.pid IS NOT NULL AND s.pid NOT IN (SELECT unnest($exempt::INTEGER[]))
              AND s.host IN (SELECT DISTINCT host FROM processes)
              AND NOT EXISTS (SELECT 1 FROM processes p WHERE p.host = s.host AND p.pid = s.pid)
-           GROUP BY s.host, s.pid ORDER BY s.host, s.pid"""
+           GROUP BY s.host, s.pid ORDER BY s.host, s.pid""",
+        {"ports": net["smb_fanout"]["ports"], "exempt": net["host_smb_fanout"]["exempt_pids"]},
     )
 
 
@@ -147,7 +146,7 @@ def findings(case: Case) -> list[Finding]:
                 params,
                 None,
                 None,
-                _refs("sockets", r["ev"]),
+                evidence_refs("sockets", r["ev"]),
             )
         )
     for r in smb_fanout_by_pid(case):
@@ -164,7 +163,7 @@ def findings(case: Case) -> list[Finding]:
                 params,
                 None,
                 None,
-                _refs("sockets", r["ev"]),
+                evidence_refs("sockets", r["ev"]),
             )
         )
     return out

@@ -11,11 +11,10 @@ from datetime import datetime
 from typing import Any
 
 from wormhunt.knowledge import load
-from wormhunt.model import EvidenceRef, Finding
+from wormhunt.model import Finding, evidence_refs
 from wormhunt.store import Case
 
 EVIDENCE_PER_FINDING = 5
-RUN = 10
 
 
 def smb_fanout(case: Case, config: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -28,8 +27,9 @@ def smb_fanout(case: Case, config: dict[str, Any] | None = None) -> list[dict[st
     failed = [a.lower() for a in load("network")["failed_actions"]]
     width_us = int(cfg["window_minutes"] * 60 * 1_000_000)
     ports = [int(p) for p in cfg["ports"]]
-    # A run of RUN sessions at the detection threshold's pace (N hosts per window).
-    run_seconds = max(1, int(RUN * cfg["window_minutes"] * 60 / cfg["min_distinct_targets"]))
+    # A run of `run` first contacts at the detection threshold's pace (N hosts per window).
+    run = int(cfg["onset_run"])
+    run_seconds = max(1, int(run * cfg["window_minutes"] * 60 / cfg["min_distinct_targets"]))
     sql = f"""
     WITH cand AS (
         -- Only a source that reached N hosts in all can reach N in one window: the windowed
@@ -61,7 +61,7 @@ def smb_fanout(case: Case, config: dict[str, Any] | None = None) -> list[dict[st
         LEFT JOIN hot2 ON hot2.src_ip = f.src_ip AND hot2.w = f.w2
         WHERE hot1.w IS NOT NULL OR hot2.w IS NOT NULL
     ),
-    -- Onset: the first of RUN first-contacts (hosts this source never reached before) made
+    -- Onset: the first of `run` first-contacts (hosts this source never reached before) made
     -- at the detection rate or faster. Scans reach new hosts in bursts; a PC's usual SMB to
     -- its file servers is not new, so it cannot pull the start of a scan back by minutes.
     firsts AS (
@@ -71,11 +71,11 @@ def smb_fanout(case: Case, config: dict[str, Any] | None = None) -> list[dict[st
     runs AS (
         SELECT src_ip, ts, max(ts) OVER w - ts AS span, count(*) OVER w AS k
         FROM firsts
-        WINDOW w AS (PARTITION BY src_ip ORDER BY ts, dst_ip ROWS BETWEEN CURRENT ROW AND {RUN - 1} FOLLOWING)
+        WINDOW w AS (PARTITION BY src_ip ORDER BY ts, dst_ip ROWS BETWEEN CURRENT ROW AND {run - 1} FOLLOWING)
     ),
     onset AS (
         SELECT src_ip, min(ts) AS onset FROM runs
-        WHERE k = {RUN} AND span <= INTERVAL {run_seconds} SECOND
+        WHERE k = {run} AND span <= INTERVAL {run_seconds} SECOND
         GROUP BY src_ip
     ),
     agg AS (
@@ -104,33 +104,54 @@ def signature_spec(name: str | None, sig_id: str | None) -> dict[str, Any] | Non
     return None
 
 
-def exploit_alerts(case: Case) -> list[dict[str, Any]]:
-    """IPS alerts whose signature is an SMB exploit/backdoor, grouped per (source, signature)."""
-    sigs = case.query("SELECT DISTINCT signature, signature_id FROM net_alerts")
-    wanted = {}
-    for row in sigs:
+def _matched_alerts(case: Case) -> tuple[list[dict[str, Any]], str, dict[str, Any]]:
+    """The knowledge specs, and a CTE `w` of the (signature, id) pairs that match one of them."""
+    specs = load("network_signatures")["signatures"]
+    pairs = []
+    for row in case.query("SELECT DISTINCT signature, signature_id FROM net_alerts"):
         spec = signature_spec(row["signature"], row["signature_id"])
         if spec:
-            wanted[(row["signature"], row["signature_id"])] = spec
-    if not wanted:
+            pairs.append((row["signature"], row["signature_id"], specs.index(spec)))
+    cte = """w AS (SELECT unnest($names::VARCHAR[]) AS signature, unnest($ids::VARCHAR[]) AS signature_id,
+                      unnest($rules::INTEGER[]) AS rule),
+             m AS (SELECT a.*, w.rule, coalesce(a.signature, a.signature_id) AS sig FROM net_alerts a
+                   JOIN w ON a.signature IS NOT DISTINCT FROM w.signature
+                         AND a.signature_id IS NOT DISTINCT FROM w.signature_id)"""
+    params = {"names": [p[0] for p in pairs], "ids": [p[1] for p in pairs], "rules": [p[2] for p in pairs]}
+    return specs if pairs else [], cte, params
+
+
+def exploit_alerts(case: Case) -> list[dict[str, Any]]:
+    """IPS alerts whose signature (by name or id) is an SMB exploit or backdoor, per source and signature."""
+    specs, cte, params = _matched_alerts(case)
+    if not specs:
         return []
-    names = sorted({k[0] for k in wanted if k[0]})
+    ev = f"min_by({{'evidence_id': evidence_id, 'line': line}}, (ts, line), {EVIDENCE_PER_FINDING}) AS ev"
     rows = case.query(
-        f"""SELECT src_ip, signature, any_value(signature_id) AS signature_id, count(*) AS count,
-                   count(DISTINCT dst_ip) AS targets, min(ts) AS first_seen, max(ts) AS last_seen,
-                   list(DISTINCT dst_ip)[1:50] AS target_ips,
-                   min_by({{'evidence_id': evidence_id, 'line': line}}, (ts, line), {EVIDENCE_PER_FINDING}) AS ev
-            FROM net_alerts WHERE signature IN (SELECT unnest(?::VARCHAR[]))
-            GROUP BY src_ip, signature ORDER BY first_seen""",
-        [names],
+        f"""WITH {cte}
+            SELECT src_ip, sig AS signature, rule, count(*) AS count, count(DISTINCT dst_ip) AS targets,
+                   min(ts) AS first_seen, max(ts) AS last_seen, {ev}
+            FROM m GROUP BY src_ip, sig, rule ORDER BY first_seen""",
+        params,
     )
     for r in rows:
-        r["spec"] = wanted.get((r["signature"], r["signature_id"])) or signature_spec(r["signature"], None)
+        r["spec"] = specs[r.pop("rule")]
     return rows
 
 
-def _refs(kind: str, ev: list[dict[str, Any]] | None) -> list[EvidenceRef]:
-    return [EvidenceRef(kind, int(e["evidence_id"]), int(e["line"])) for e in ev or []]
+def exploit_targets(case: Case) -> list[dict[str, Any]]:
+    """Hosts that exploit alerts were aimed at, with the first alerts against each."""
+    specs, cte, params = _matched_alerts(case)
+    if not specs:
+        return []
+    ev = f"min_by({{'evidence_id': evidence_id, 'line': line}}, (ts, line), {EVIDENCE_PER_FINDING}) AS ev"
+    return case.query(
+        f"""WITH {cte}
+            SELECT dst_ip, min_by(sig, ts) AS signature, list(DISTINCT src_ip ORDER BY src_ip)[1:5] AS sources,
+                   min(ts) AS first_seen, max(ts) AS last_seen, {ev}
+            FROM m WHERE dst_ip IS NOT NULL GROUP BY dst_ip ORDER BY first_seen""",
+        params,
+    )
 
 
 def findings(case: Case, roles: dict[str, str] | None = None) -> tuple[list[Finding], list[dict[str, Any]]]:
@@ -172,7 +193,7 @@ def findings(case: Case, roles: dict[str, str] | None = None) -> tuple[list[Find
                 params,
                 row["first_seen"],
                 row["last_seen"],
-                _refs("flows", row["ev"]),
+                evidence_refs("flows", row["ev"]),
                 ip=ip,
             )
         )
@@ -186,7 +207,6 @@ def findings(case: Case, roles: dict[str, str] | None = None) -> tuple[list[Find
             "exploit_alerts": 0,
             "scanning": sev == "high",
         }
-    targets: dict[str, dict[str, Any]] = {}
     for row in exploit_alerts(case):
         ip, spec = row["src_ip"], row["spec"]
         params = {
@@ -207,7 +227,7 @@ def findings(case: Case, roles: dict[str, str] | None = None) -> tuple[list[Find
                 params,
                 row["first_seen"],
                 row["last_seen"],
-                _refs("net_alerts", row["ev"]),
+                evidence_refs("net_alerts", row["ev"]),
                 ip=ip,
             )
         )
@@ -227,23 +247,19 @@ def findings(case: Case, roles: dict[str, str] | None = None) -> tuple[list[Find
         s["exploit_alerts"] += row["count"]
         s["first_seen"] = min(s["first_seen"], row["first_seen"])
         s["last_seen"] = max(s["last_seen"], row["last_seen"])
-        for dst in row["target_ips"]:
-            t = targets.setdefault(dst, {"signature": row["signature"], "sources": set(), "first": row["first_seen"]})
-            t["sources"].add(ip)
-            t["first"] = min(t["first"], row["first_seen"])
-    for dst, t in targets.items():
+    for t in exploit_targets(case):
         out.append(
             Finding(
                 "net.exploit_target",
-                dst,
+                t["dst_ip"],
                 "low",
                 "T1210",
                 "finding.exploit_target",
-                {"signature": t["signature"], "sources": ", ".join(sorted(t["sources"])[:5])},
-                t["first"],
-                None,
-                [],
-                ip=dst,
+                {"signature": t["signature"], "sources": ", ".join(t["sources"])},
+                t["first_seen"],
+                t["last_seen"],
+                evidence_refs("net_alerts", t["ev"]),
+                ip=t["dst_ip"],
             )
         )
     ranked = sorted(

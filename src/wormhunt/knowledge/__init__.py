@@ -6,6 +6,7 @@ and a malformed file fails loudly at load time with the path to the bad value.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from importlib.resources import files
 from typing import Any
@@ -30,8 +31,8 @@ SCHEMAS: dict[str, Any] = {
         "signatures": [
             {
                 "name": str,
-                "kind": str,
-                "severity": str,
+                "kind": frozenset({"exploit", "probe", "backdoor"}),
+                "severity": frozenset({"info", "low", "medium", "high", "critical"}),
                 "attack": str,
                 "cve": _STR_LIST,
                 "match": str,
@@ -46,6 +47,7 @@ SCHEMAS: dict[str, Any] = {
             "window_minutes": (int, float),
             "min_distinct_targets": int,
             "scan_failed_ratio": (int, float),
+            "onset_run": int,
         },
         "failed_actions": _STR_LIST,
         "host_smb_fanout": {"min_distinct_peers": int, "exempt_pids": [int]},
@@ -80,6 +82,9 @@ def _check(value: Any, schema: Any, where: str) -> None:
         unknown = set(value) - {k.rstrip("?") for k in schema}
         if unknown:
             raise KnowledgeError(f"{where}: unknown keys {sorted(unknown)}")
+    elif isinstance(schema, frozenset):
+        if value not in schema:
+            raise KnowledgeError(f"{where}: {value!r} is not one of {sorted(schema)}")
     elif not isinstance(value, schema) or (schema is int and isinstance(value, bool)):
         raise KnowledgeError(f"{where}: expected {schema}, got {value!r}")
 
@@ -87,6 +92,12 @@ def _check(value: Any, schema: Any, where: str) -> None:
 def validate(name: str, data: Any) -> Any:
     """Check `data` against the schema of knowledge file `name`; return it unchanged."""
     _check(data, SCHEMAS[name], name)
+    if name == "network_signatures":
+        for i, sig in enumerate(data["signatures"]):
+            try:
+                re.compile(sig["match"])
+            except re.error as exc:
+                raise KnowledgeError(f"{name}.signatures[{i}].match: bad regular expression: {exc}") from None
     return data
 
 

@@ -17,7 +17,7 @@ from rich.text import Text
 
 from wormhunt.i18n import t
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
 STATUS_STYLE = {"infected": "bold red", "suspicious": "yellow", "clean": "green"}
 
@@ -118,7 +118,7 @@ def render(
             if h.get("av_forbidden"):
                 head += f"\n[magenta]{t('summary.av_forbidden', lang)}[/]"
             cell = []
-            shown = [f for f in h["findings"] if f["severity"] not in ("info", "low") or h["status"] == "clean"]
+            shown = [f for f in h["findings"] if f["severity"] not in ("info", "low")]
             for f in shown[:max_findings]:
                 sev = f["severity"]
                 cell.append(

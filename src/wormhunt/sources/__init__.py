@@ -15,30 +15,12 @@ FORMATS: dict[str, Format] = {
             parse_text=fortigate.parse_text,
             parse_file=fortigate.parse_file,
             host_evidence=False,
-            kinds=("flows", "net_alerts"),
         ),
-        Format("netstat", "netstat -ano / -anbo / -an", netstat.sniff, parse_text=netstat.parse, kinds=("sockets",)),
-        Format(
-            "tasklist",
-            "tasklist (table, /v, /svc, /fo csv)",
-            tasklist.sniff,
-            parse_text=tasklist.parse,
-            kinds=("processes",),
-        ),
-        Format(
-            "systeminfo", "systeminfo", systeminfo.sniff, parse_text=systeminfo.parse, kinds=("host_info", "hotfixes")
-        ),
-        Format(
-            "wmic-process", "wmic process get ... /format:csv", wmic.sniff, parse_text=wmic.parse, kinds=("processes",)
-        ),
-        Format(
-            "assets",
-            "asset inventory CSV",
-            assets.sniff,
-            parse_text=assets.parse,
-            host_evidence=False,
-            kinds=("assets",),
-        ),
+        Format("netstat", "netstat -ano / -anbo / -an", netstat.sniff, parse_text=netstat.parse),
+        Format("tasklist", "tasklist (table, /v, /svc, /fo csv)", tasklist.sniff, parse_text=tasklist.parse),
+        Format("systeminfo", "systeminfo", systeminfo.sniff, parse_text=systeminfo.parse),
+        Format("wmic-process", "wmic process get ... /format:csv", wmic.sniff, parse_text=wmic.parse),
+        Format("assets", "asset inventory CSV", assets.sniff, parse_text=assets.parse, host_evidence=False),
     )
 }
 

@@ -8,8 +8,8 @@ those per reason, keeps examples, and the manifest reports them.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,22 @@ class Skip:
     line: int
     reason: str
     text: str
+
+
+INT32_MAX = 2**31 - 1
+
+
+def to_int(text: str | None, limit: int = INT32_MAX) -> int | None:
+    """A non-negative integer written in ASCII digits, up to `limit`; anything else is None.
+
+    (`str.isdigit` accepts `²` and Arabic-Indic digits, which `int()` then rejects or reads.)"""
+    if not text:
+        return None
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    value = int(text)
+    return value if value <= limit else None
 
 
 class Sink:
@@ -50,10 +66,6 @@ class Sink:
         self.skip_counts[reason] += 1
         if len(self.skips) < MAX_SKIP_EXAMPLES:
             self.skips.append(Skip(line, reason, text[:300]))
-
-    def skip_many(self, reason: str, lines: Iterable[int], texts: Iterable[str]) -> None:
-        for line, text in zip(lines, texts, strict=False):
-            self.skip(line, reason, text)
 
     @property
     def skipped(self) -> int:
@@ -97,4 +109,3 @@ class Format:
     parse_text: TextParser | None = None
     parse_file: FileParser | None = None  # streaming parsers read the file themselves
     host_evidence: bool = True  # output of a command run on the host it describes
-    kinds: tuple[str, ...] = field(default_factory=tuple)

@@ -17,7 +17,7 @@ import pyarrow as pa
 from wormhunt.model import FLOWS, NET_ALERTS
 from wormhunt.sources import kvscan
 from wormhunt.sources.base import MAX_SKIP_EXAMPLES, Sink
-from wormhunt.sources.stream import iter_blocks
+from wormhunt.sources.stream import iter_blocks, lines_block
 from wormhunt.sources.text import Encoding, iter_lines
 
 KEYS = kvscan.KeySet.of(
@@ -74,15 +74,8 @@ def parse_file(path: Path, encoding: Encoding, sink: Sink) -> None:
 
 def parse_text(text: str, sink: Sink) -> None:
     """Same parser over text already in memory (small files, tests)."""
-    data = np.frombuffer(text.encode("utf-8", "surrogatepass"), np.uint8)
-    ends = kvscan.line_ends(data)
-    if len(ends) == 0 or ends[-1] != len(data) - 1:
-        ends = np.append(ends, len(data))
-    starts = np.empty(len(ends), np.int64)
-    if len(ends):
-        starts[0] = 0
-        starts[1:] = ends[:-1] + 1
-    _parse_block(data, starts, ends, -1, 1, sink)
+    block = lines_block(np.frombuffer(text.encode("utf-8", "surrogatepass"), np.uint8))
+    _parse_block(block.data, block.starts, block.ends, -1, 1, sink)
 
 
 # Reasons a line is not used, by code (0 = used).

@@ -249,6 +249,13 @@ def _tz_minutes(data, s, ln):  # pragma: no cover - compiled
     while p < e and data[p] != 43 and data[p] != 45:  # skip "UTC"/"GMT"
         p += 1
     if p >= e:
+        # A bare zone name is offset 0, as in timeparse.tz_offset_minutes.
+        if ln == 1 and (data[s] == 90 or data[s] == 122):  # Z
+            return 0
+        if ln == 3:
+            a, b, c = data[s] | 32, data[s + 1] | 32, data[s + 2] | 32
+            if (a == 117 and b == 116 and c == 99) or (a == 103 and b == 109 and c == 116):  # utc, gmt
+                return 0
         return -100000
     sign = 1 if data[p] == 43 else -1
     p += 1
@@ -269,9 +276,16 @@ def _tz_minutes(data, s, ln):  # pragma: no cover - compiled
         p += 1
         md += 1
     total = hh * 60 + mm
-    if total > 14 * 60:
+    if mm > 59 or total > 14 * 60:
         return -100000
     return sign * total
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _month_days(y, m):  # pragma: no cover - compiled
+    if m == 2:
+        return 29 if (y % 4 == 0 and y % 100 != 0) or y % 400 == 0 else 28
+    return 30 if m in (4, 6, 9, 11) else 31
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -310,7 +324,7 @@ def fortinet_time(data, vs, vl, fdate, ftime, ftz, fevent, out, valid, zoned):  
         hh = _digits(data, st, 2)
         mi = _digits(data, st + 3, 2)
         ss = _digits(data, st + 6, 2)
-        if y < 1970 or mo < 1 or mo > 12 or d < 1 or d > 31 or hh < 0 or hh > 23 or mi < 0 or mi > 59:
+        if y < 1970 or mo < 1 or mo > 12 or d < 1 or d > _month_days(y, mo) or hh < 0 or hh > 23 or mi < 0 or mi > 59:
             continue
         if ss < 0 or ss > 60:
             continue

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from wormhunt.model import SOCKETS
-from wormhunt.sources.base import Sink
+from wormhunt.sources.base import Sink, to_int
 from wormhunt.sources.text import Labels, is_prompt, iter_lines
 
 _HEADERS = Labels("netstat")
@@ -32,10 +32,8 @@ def split_endpoint(text: str) -> tuple[str | None, int | None]:
     host = host.strip("[]")
     if port == "*":
         return host or None, None
-    if not port.isdigit() or not host:
-        return None, None
-    value = int(port)
-    return (host, value) if value <= 65535 else (None, None)
+    value = to_int(port, 65535)
+    return (host, value) if value is not None and host else (None, None)
 
 
 def _header(line: str) -> dict[str, bool] | None:
@@ -83,8 +81,8 @@ def _row(no: int, line: str, cols: dict[str, bool] | None, sink: Sink) -> dict[s
     if last is not None:
         if cols and cols.get("offload"):
             pass  # Server 2003 `-nat`: the fifth column is the offload state, not a PID
-        elif last.isdigit():
-            pid = int(last)
+        elif to_int(last) is not None:
+            pid = to_int(last)
         else:
             sink.skip(no, "bad PID", line)
             return None

@@ -18,6 +18,9 @@ from wormhunt.sources.kvscan import line_ends
 from wormhunt.sources.text import Encoding
 
 BLOCK_BYTES = 64 * 1024 * 1024
+# Longest line read whole; longer ones are passed on in pieces (the compiled scanner's
+# offsets are 32-bit, and no log line is legitimately this long).
+MAX_LINE_BYTES = 16 * 1024 * 1024
 
 
 @dataclass
@@ -32,7 +35,8 @@ class Block:
         return len(self.starts)
 
 
-def _block(data: np.ndarray, base_offset: int, base_line: int) -> Block:
+def lines_block(data: np.ndarray, base_offset: int = -1, base_line: int = 1) -> Block:
+    """Split bytes at newlines into a Block (the last line may lack its newline)."""
     ends = line_ends(data)
     if len(ends) == 0 or ends[-1] != len(data) - 1:
         ends = np.append(ends, len(data))  # last line without a newline
@@ -92,14 +96,19 @@ def iter_blocks(
             if tap is not None and filled > start:
                 waits[i] = tap(view[start:filled])
             cut = filled if eof else buf.rfind(b"\n", 0, filled) + 1
-            if cut == 0:  # no newline in a whole buffer: keep reading the same line
-                carry = bytes(view[:filled])
-                i ^= 1
-                continue
-            block = _block(np.frombuffer(view[:cut], np.uint8), offset, line)
+            piece = False
+            if cut == 0:  # no newline in a whole buffer
+                if filled < MAX_LINE_BYTES:
+                    carry = bytes(view[:filled])  # keep reading the same line
+                    i ^= 1
+                    continue
+                # A "line" this long is junk (a crash's NUL tail, a binary blob): hand it over in
+                # pieces that keep its line number, so memory stays bounded and the parser counts it.
+                cut, piece = filled, True
+            block = lines_block(np.frombuffer(view[:cut], np.uint8), offset, line)
             carry = bytes(view[cut:filled])
             yield block
-            line += len(block)
+            line += len(block) - piece
             offset += cut
             del block
             i ^= 1
@@ -126,13 +135,10 @@ def _transcoded_blocks(path: Path, encoding: Encoding, block_bytes: int, tap: Ta
                 raw, first = raw[encoding.bom :], False
             buf = carry + decoder.decode(raw, final=final).encode("utf-8", "surrogatepass")
             cut = len(buf) if final else buf.rfind(b"\n") + 1
-            if cut <= 0:
-                carry = buf
-                continue
             body, carry = buf[:cut], buf[cut:]
             if body:
-                block = _block(np.frombuffer(body, np.uint8), -1, line)
+                block = lines_block(np.frombuffer(body, np.uint8), -1, line)
                 yield block
                 line += len(block)
-            if final:
+            if final:  # also when the last read was empty: nothing is left to wait for
                 return

@@ -17,7 +17,7 @@ from typing import Any
 from wormhunt import timeparse
 from wormhunt.knowledge import load
 from wormhunt.model import HOST_INFO, HOTFIXES
-from wormhunt.sources.base import Sink
+from wormhunt.sources.base import Sink, to_int
 from wormhunt.sources.text import Labels, display_width, is_prompt, iter_lines, normalize_label, not_available
 
 _LABELS = Labels("systeminfo")
@@ -30,7 +30,7 @@ _ITEM = re.compile(r"^\s*\[(\d+)\]\s*:\s*(.*?)\s*$")
 _CUT_ITEM = re.compile(r"^\s*\[\d*\]?\s*$")
 # `(?!\d)`, not `\b`: XP/2003 list `KB893803v2 - Update`, where `\b` after the digits found no KB.
 _KB = re.compile(r"\bKB\d{6,7}(?!\d)", re.IGNORECASE)
-_VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
+_VERSION = re.compile(r"([0-9]+)\.([0-9]+)\.([0-9]+)")
 _CANDIDATE = re.compile(r"[:：](?=\s|$)")
 
 
@@ -80,11 +80,8 @@ def sniff(head: str) -> float:
 
 
 def _first_int(text: str) -> int | None:
-    m = re.search(r"\d[\d,.\u00a0 ]*", text)
-    if not m:
-        return None
-    digits = re.sub(r"\D", "", m.group(0))
-    return int(digits) if digits else None
+    m = re.search(r"[0-9][0-9,.\u00a0 ]*", text)
+    return to_int(re.sub(r"[^0-9]", "", m.group(0))) if m else None
 
 
 def parse(text: str, sink: Sink) -> None:
@@ -181,7 +178,7 @@ def _emit(report: dict[str, Any], sink: Sink) -> None:
     if version:
         m = _VERSION.search(version)
         if m:
-            build = int(m.group(3))
+            build = to_int(m.group(3))
             middle = version[m.end() :].strip()
             sp_text = re.sub(r"\s*\S+\s+\d+\s*$", "", middle).strip()  # drop "Build 7601" / "版本 7601"
             sp = None if not_available(sp_text) or not sp_text else sp_text

@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from wormhunt.model import PROCESSES
-from wormhunt.sources.base import Sink
+from wormhunt.sources.base import INT32_MAX, Sink, to_int
 from wormhunt.sources.text import Labels, display_width, is_prompt, iter_lines, normalize_label, not_available
 
 _LABELS = Labels("tasklist")
@@ -58,9 +58,9 @@ def sniff(head: str) -> float:
     return 0.6 if len(quoted) >= 3 else 0.0
 
 
-def _int(text: str | None) -> int | None:
-    digits = re.sub(r"[^\d]", "", text or "")
-    return int(digits) if digits and len(digits) < 19 else None
+def _int(text: str | None, limit: int = INT32_MAX) -> int | None:
+    """`12,345 K` / `150 000 Ko` -> 12345: the ASCII digits, within the column's range."""
+    return to_int(re.sub(r"[^0-9]", "", text or ""), limit)
 
 
 def _record(no: int, fields: dict[str, str], source: str) -> dict[str, Any]:
@@ -78,7 +78,7 @@ def _record(no: int, fields: dict[str, str], source: str) -> dict[str, Any]:
         "command_line": None,
         "session_name": val("session_name"),
         "session": _int(val("session")),
-        "mem_kb": _int(val("mem")),
+        "mem_kb": _int(val("mem"), 2**62),
         "status": val("status"),
         "user": val("user"),
         "cpu_time": val("cpu_time"),
@@ -108,7 +108,7 @@ def _parse_csv(lines: list[tuple[int, str]], sink: Sink) -> None:
             sink.skip(no, "wrong number of CSV fields", line)
             continue
         fields = dict(zip(cols, cells, strict=True))
-        if not (fields.get("pid") or "").strip().isdigit():
+        if to_int(fields.get("pid")) is None:
             sink.skip(no, "bad PID", line)
             continue
         source = "tasklist-v" if "status" in cols else "tasklist-svc" if "services" in cols else "tasklist"
@@ -185,7 +185,7 @@ def _parse_table(lines: list[tuple[int, str]], sink: Sink) -> None:
                 fields["user"] = tail[: m.start()]
                 fields["cpu_time"] = m.group(1)
                 fields["window_title"] = tail[m.end() :]
-        if not fields.get("pid", "").strip().isdigit() or not fields.get("name", "").strip():
+        if to_int(fields.get("pid")) is None or not fields.get("name", "").strip():
             sink.skip(no, "not a tasklist row", line)
             prev = line
             continue

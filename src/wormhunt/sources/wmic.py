@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from wormhunt.model import PROCESSES
-from wormhunt.sources.base import Sink
+from wormhunt.sources.base import Sink, to_int
 from wormhunt.sources.text import Labels, is_prompt, iter_lines
 from wormhunt.timeparse import from_cim
 
@@ -40,7 +40,7 @@ def sniff(head: str) -> float:
 
 def _valid(col: str, value: str) -> bool:
     if col in ("ProcessId", "ParentProcessId"):
-        return value.isdigit()
+        return to_int(value) is not None
     if col == "CreationDate":
         return value == "" or bool(_CIM.match(value))
     if col == "ExecutablePath":
@@ -101,13 +101,13 @@ def _record(no: int, row: dict[str, str]) -> dict[str, Any]:
     return {
         "line": no,
         "host": val("Node"),
-        "pid": int(pid) if pid else None,
-        "ppid": int(ppid) if ppid else None,
+        "pid": to_int(pid),
+        "ppid": to_int(ppid),
         "name": val("Name") or val("Caption") or val("Description"),
         "image_path": val("ExecutablePath"),
         "command_line": row.get("CommandLine") or None,
         "session_name": None,
-        "session": int(row["SessionId"]) if (row.get("SessionId") or "").isdigit() else None,
+        "session": to_int(row.get("SessionId")),
         "mem_kb": None,
         "status": None,
         "user": None,
