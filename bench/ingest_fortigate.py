@@ -42,8 +42,9 @@ def floor(log: Path) -> dict:
     import duckdb
 
     con = duckdb.connect()
+    quoted = str(log).replace("'", "''")
     sql = (
-        f"SELECT count(*) FROM read_csv('{log}', columns={{'line': 'VARCHAR'}}, header=false, "
+        f"SELECT count(*) FROM read_csv('{quoted}', columns={{'line': 'VARCHAR'}}, header=false, "
         "delim=chr(1), quote='', escape='', auto_detect=false, strict_mode=false)"
     )
     best, n = float("inf"), 0

@@ -37,6 +37,16 @@ def analyze(case: Case) -> Investigation:
 
 def _persist(case: Case, result: Investigation) -> None:
     con = case.con
+    con.execute("BEGIN TRANSACTION")  # readers never see half-replaced results
+    try:
+        _write_results(con, result)
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _write_results(con: Any, result: Investigation) -> None:
     con.execute(
         """CREATE OR REPLACE TABLE findings (host VARCHAR, ip VARCHAR, rule VARCHAR, severity VARCHAR,
            attack VARCHAR, title VARCHAR, params VARCHAR, first_seen TIMESTAMP, last_seen TIMESTAMP,

@@ -185,6 +185,11 @@ def _emit(report: dict[str, Any], sink: Sink) -> None:
     tz = val("time_zone")
     offset = timeparse.tz_offset_minutes(tz)
     order = _date_order([val("install_date"), val("boot_time"), val("bios")], val("system_locale") or "")
+    install = timeparse.parse_datetime(val("install_date"), order)
+    boot = timeparse.parse_datetime(val("boot_time"), order)
+    if install.ambiguous or boot.ambiguous:
+        # Day and month could both be either: read month first, and say so.
+        sink.meta.setdefault("warnings", []).append({"code": "ambiguous_dates", "order": "month first"})
     items = report["items"].get("hotfixes", [])
     hotfix_header = val("hotfixes")
     declared = _first_int(hotfix_header) if hotfix_header else 0
@@ -209,8 +214,8 @@ def _emit(report: dict[str, Any], sink: Sink) -> None:
             "service_pack": sp,
             "system_type": val("system_type"),
             "domain": val("domain"),
-            "install_date": timeparse.parse_datetime(val("install_date"), order).value,
-            "boot_time": timeparse.parse_datetime(val("boot_time"), order).value,
+            "install_date": install.value,
+            "boot_time": boot.value,
             "time_zone": tz,
             "utc_offset_min": offset,
             "locale": val("system_locale"),
