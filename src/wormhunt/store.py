@@ -399,10 +399,14 @@ class Case:
 
         A byte offset (recorded for streamed logs) is a seek; small files are decoded once and
         kept; a large file without offsets (a transcoded UTF-16 log) is not read whole."""
-        row = self.con.execute("SELECT path, copy, size FROM evidence WHERE evidence_id = ?", [evidence_id]).fetchone()
+        row = self.con.execute(
+            "SELECT path, copy, size, format FROM evidence WHERE evidence_id = ?", [evidence_id]
+        ).fetchone()
         if row is None:
             return None
-        path, copy, size = row
+        path, copy, size, fmt = row
+        if fmt == "pcap":
+            return f"packet {line}"  # binary evidence: the packet number is the citation
         source = self.root / copy if copy else Path(path)
         try:
             if offset is not None and offset >= 0:

@@ -147,10 +147,11 @@ def exploit_targets(case: Case) -> list[dict[str, Any]]:
     ev = f"min_by({{'evidence_id': evidence_id, 'line': line}}, (ts, line), {EVIDENCE_PER_FINDING}) AS ev"
     return case.query(
         f"""WITH {cte}
-            SELECT dst_ip, min_by(sig, ts) AS signature, list(DISTINCT src_ip ORDER BY src_ip)[1:5] AS sources,
+            SELECT dst_ip, rule IN (SELECT unnest($implant::INTEGER[])) AS implant,
+                   min_by(sig, ts) AS signature, list(DISTINCT src_ip ORDER BY src_ip)[1:5] AS sources,
                    min(ts) AS first_seen, max(ts) AS last_seen, {ev}
-            FROM m WHERE dst_ip IS NOT NULL GROUP BY dst_ip ORDER BY first_seen""",
-        params,
+            FROM m WHERE dst_ip IS NOT NULL GROUP BY ALL ORDER BY first_seen""",
+        {**params, "implant": [i for i, spec in enumerate(specs) if spec["kind"] == "implant"]},
     )
 
 
@@ -248,13 +249,20 @@ def findings(case: Case, roles: dict[str, str] | None = None) -> tuple[list[Find
         s["first_seen"] = min(s["first_seen"], row["first_seen"])
         s["last_seen"] = max(s["last_seen"], row["last_seen"])
     for t in exploit_targets(case):
+        # An implant that answers (or is driven) lives on the target: that host is compromised.
+        # Any other exploit traffic only says someone tried; the target's own evidence decides.
+        rule, sev, title = (
+            ("net.implant_present", "critical", "finding.implant_present")
+            if t["implant"]
+            else ("net.exploit_target", "low", "finding.exploit_target")
+        )
         out.append(
             Finding(
-                "net.exploit_target",
+                rule,
                 t["dst_ip"],
-                "low",
+                sev,
                 "T1210",
-                "finding.exploit_target",
+                title,
                 {"signature": t["signature"], "sources": ", ".join(t["sources"])},
                 t["first_seen"],
                 t["last_seen"],

@@ -31,7 +31,7 @@ SCHEMAS: dict[str, Any] = {
         "signatures": [
             {
                 "name": str,
-                "kind": frozenset({"exploit", "probe", "backdoor"}),
+                "kind": frozenset({"probe", "exploit", "implant", "scan", "miner"}),
                 "severity": frozenset({"info", "low", "medium", "high", "critical"}),
                 "attack": str,
                 "cve": _STR_LIST,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wormhunt.sources import assets, fortigate, netstat, systeminfo, tasklist, wmic
+from wormhunt.sources import assets, fortigate, netstat, pcap, systeminfo, tasklist, wmic
 from wormhunt.sources.base import Format
 
 FORMATS: dict[str, Format] = {
@@ -21,6 +21,14 @@ FORMATS: dict[str, Format] = {
         Format("systeminfo", "systeminfo", systeminfo.sniff, parse_text=systeminfo.parse),
         Format("wmic-process", "wmic process get ... /format:csv", wmic.sniff, parse_text=wmic.parse),
         Format("assets", "asset inventory CSV", assets.sniff, parse_text=assets.parse, host_evidence=False),
+        Format(
+            "pcap",
+            "packet capture (pcap, pcapng)",
+            lambda head: 0.0,
+            parse_file=pcap.parse_file,
+            host_evidence=False,
+            sniff_bytes=pcap.sniff_bytes,
+        ),
     )
 }
 

@@ -109,3 +109,4 @@ class Format:
     parse_text: TextParser | None = None
     parse_file: FileParser | None = None  # streaming parsers read the file themselves
     host_evidence: bool = True  # output of a command run on the host it describes
+    sniff_bytes: Callable[[bytes], float] | None = None  # binary formats: raw head -> confidence

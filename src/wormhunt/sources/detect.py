@@ -33,6 +33,9 @@ def _binary(head: bytes, encoding: Encoding) -> bool:
 
 def detect_head(head: bytes, complete: bool) -> Detection:
     """Detect from the first bytes of a file (`complete`: these are all of it)."""
+    for fmt in FORMATS.values():
+        if fmt.sniff_bytes is not None and (score := fmt.sniff_bytes(head)) >= MIN_SCORE:
+            return Detection(fmt, Encoding("binary"), score)
     encoding = sniff_encoding(head, complete=complete)
     if not head.strip(b" \t\r\n\x00\xef\xbb\xbf\xff\xfe"):
         return Detection(None, encoding, 0.0, "empty")
