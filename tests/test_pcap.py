@@ -194,3 +194,16 @@ def test_random_packets_never_raise(tmp_path_factory: pytest.TempPathFactory, ta
     path.write_bytes(base[: max(24, len(base) - cut)] + tail)
     sink = parse(path)
     assert all(a["line"] >= 1 for a in sink.of("net_alerts"))
+
+
+def test_pcapng_reads_like_pcap(tmp_path: Path) -> None:
+    classic = capture(tmp_path / "c.pcap", PROBE + IMPLANT)
+    out = io.BytesIO()
+    writer = dpkt.pcapng.Writer(out)
+    for ts, buf in dpkt.pcap.Reader(open(classic, "rb")):  # noqa: SIM115
+        writer.writepkt(buf, ts)
+    path = tmp_path / "n.pcapng"
+    path.write_bytes(out.getvalue())
+    assert detect_file(path).format.name == "pcap"
+    assert kinds(parse(path)) == kinds(parse(classic))
+    assert parse(path).of("flows")[0]["src_ip"] == CLIENT
