@@ -157,7 +157,7 @@ def run_investigation(paths: list[Path], case_dir: Path, opts: Opts) -> tuple[di
         entries = _ingest_with_progress(case, paths, opts)
         usable = [e for e in entries if e["status"] in ("ingested", "duplicate")]
         inv = analyze(case)
-        doc = build(case, inv, opts.lang, case.manifest())
+        doc = build(case, inv, opts.lang)
         doc["ingest"] = {
             "files": len(entries),
             "usable": len(usable),

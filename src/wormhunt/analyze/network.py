@@ -104,7 +104,10 @@ def signature_spec(name: str | None, sig_id: str | None) -> dict[str, Any] | Non
     return None
 
 
-def _matched_alerts(case: Case) -> tuple[list[dict[str, Any]], str, dict[str, Any]]:
+Matched = tuple[list[dict[str, Any]], str, dict[str, Any]]
+
+
+def _matched_alerts(case: Case) -> Matched:
     """The knowledge specs, and a CTE `w` of the (signature, id) pairs that match one of them."""
     specs = load("network_signatures")["signatures"]
     pairs = []
@@ -121,9 +124,9 @@ def _matched_alerts(case: Case) -> tuple[list[dict[str, Any]], str, dict[str, An
     return specs if pairs else [], cte, params
 
 
-def exploit_alerts(case: Case) -> list[dict[str, Any]]:
-    """IPS alerts whose signature (by name or id) is an SMB exploit or backdoor, per source and signature."""
-    specs, cte, params = _matched_alerts(case)
+def exploit_alerts(case: Case, matched: Matched | None = None) -> list[dict[str, Any]]:
+    """IPS alerts whose signature (by name or id) is an SMB exploit or implant, per source and signature."""
+    specs, cte, params = matched or _matched_alerts(case)
     if not specs:
         return []
     ev = f"min_by({{'evidence_id': evidence_id, 'line': line}}, (ts, line), {EVIDENCE_PER_FINDING}) AS ev"
@@ -139,9 +142,9 @@ def exploit_alerts(case: Case) -> list[dict[str, Any]]:
     return rows
 
 
-def exploit_targets(case: Case) -> list[dict[str, Any]]:
+def exploit_targets(case: Case, matched: Matched | None = None) -> list[dict[str, Any]]:
     """Hosts that exploit alerts were aimed at, with the first alerts against each."""
-    specs, cte, params = _matched_alerts(case)
+    specs, cte, params = matched or _matched_alerts(case)
     if not specs:
         return []
     ev = f"min_by({{'evidence_id': evidence_id, 'line': line}}, (ts, line), {EVIDENCE_PER_FINDING}) AS ev"
@@ -208,7 +211,8 @@ def findings(case: Case, roles: dict[str, str] | None = None) -> tuple[list[Find
             "exploit_alerts": 0,
             "scanning": sev == "high",
         }
-    for row in exploit_alerts(case):
+    matched = _matched_alerts(case)  # one look at the signatures serves sources and targets
+    for row in exploit_alerts(case, matched):
         ip, spec = row["src_ip"], row["spec"]
         params = {
             "signature": row["signature"],
@@ -248,7 +252,7 @@ def findings(case: Case, roles: dict[str, str] | None = None) -> tuple[list[Find
         s["exploit_alerts"] += row["count"]
         s["first_seen"] = min(s["first_seen"], row["first_seen"])
         s["last_seen"] = max(s["last_seen"], row["last_seen"])
-    for t in exploit_targets(case):
+    for t in exploit_targets(case, matched):
         # An implant that answers (or is driven) lives on the target: that host is compromised.
         # Any other exploit traffic only says someone tried; the target's own evidence decides.
         rule, sev, title = (

@@ -18,7 +18,7 @@ from wormhunt.model import FLOWS, NET_ALERTS
 from wormhunt.sources import kvscan
 from wormhunt.sources.base import MAX_SKIP_EXAMPLES, Sink
 from wormhunt.sources.stream import iter_blocks, lines_block
-from wormhunt.sources.text import Encoding, iter_lines
+from wormhunt.sources.text import Encoding, decode_value, iter_lines
 
 KEYS = kvscan.KeySet.of(
     [
@@ -62,7 +62,7 @@ def sniff(head: str) -> float:
 
 
 def _text(data: np.ndarray, start: int, end: int) -> str:
-    return bytes(data[start : min(end, start + 300)]).decode("utf-8", "replace")
+    return decode_value(bytes(data[start : min(end, start + 300)]))
 
 
 def parse_file(path: Path, encoding: Encoding, sink: Sink) -> None:

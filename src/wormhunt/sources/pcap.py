@@ -193,18 +193,22 @@ def _emit(conn: _Conn, host: str, sink: Sink) -> None:
         action = "reset" if conn.rst else "timeout"  # a SYN nobody answered
     trees = sorted(set(conn.smb.trees))
     service = "SMB" if conn.server[1] in SMB_PORTS else f"tcp/{conn.server[1]}"
+    # The columns a flow and its alerts share: where the record came from and the endpoints.
+    common = {
+        "host": host,
+        "offset": None,
+        "src_ip": conn.client[0],
+        "src_port": conn.client[1],
+        "dst_ip": conn.server[0],
+        "dst_port": conn.server[1],
+        "proto": 6,
+    }
     sink.row(
         FLOWS,
         {
+            **common,
             "line": conn.first_packet,
-            "host": host,
-            "offset": None,
             "ts": _utc(conn.first_ts),
-            "src_ip": conn.client[0],
-            "src_port": conn.client[1],
-            "dst_ip": conn.server[0],
-            "dst_port": conn.server[1],
-            "proto": 6,
             "action": action,
             "service": service + (":" + ",".join(trees) if trees else ""),
             "bytes_out": conn.bytes_out,
@@ -218,15 +222,9 @@ def _emit(conn: _Conn, host: str, sink: Sink) -> None:
         sink.row(
             NET_ALERTS,
             {
+                **common,
                 "line": f.packet,
-                "host": host,
-                "offset": None,
                 "ts": _utc(f.ts),
-                "src_ip": conn.client[0],
-                "src_port": conn.client[1],
-                "dst_ip": conn.server[0],
-                "dst_port": conn.server[1],
-                "proto": 6,
                 "signature": f.name,
                 "signature_id": None,
                 "severity": "critical" if f.kind in ("exploit", "implant") else "high",
