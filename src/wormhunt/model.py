@@ -187,7 +187,25 @@ ASSETS = Kind(
     "Asset inventory",
 )
 
-KINDS: dict[str, Kind] = {k.name: k for k in (FLOWS, NET_ALERTS, SOCKETS, PROCESSES, HOST_INFO, HOTFIXES, ASSETS)}
+SMB = Kind(
+    "smb",
+    (
+        _c("offset", "BIGINT"),
+        _c("ts", "TIMESTAMP", "UTC when the zone is known"),
+        _c("src_ip", "VARCHAR"),
+        _c("src_port", "INTEGER"),
+        _c("dst_ip", "VARCHAR"),
+        _c("dst_port", "INTEGER"),
+        _c("activity", "VARCHAR", "tree_connect, file or rpc"),
+        _c("path", "VARCHAR", "share (\\\\host\\IPC$) or named pipe / endpoint"),
+        _c("name", "VARCHAR", "file name, or RPC operation (CreateServiceW ...)"),
+        _c("action", "VARCHAR", "SMB::FILE_OPEN, share type, RPC endpoint (svcctl ...)"),
+        _c("vendor", "VARCHAR", "zeek, pcap ..."),
+    ),
+    "SMB tree connects, file actions and DCE-RPC calls (Zeek smb_mapping/smb_files/dce_rpc, pcaps)",
+)
+
+KINDS: dict[str, Kind] = {k.name: k for k in (FLOWS, NET_ALERTS, SMB, SOCKETS, PROCESSES, HOST_INFO, HOTFIXES, ASSETS)}
 
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")

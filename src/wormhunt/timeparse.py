@@ -190,3 +190,58 @@ def from_cim(text: str | None) -> datetime | None:
         return None
     minutes = int(off) * (1 if sign == "+" else -1)
     return local - timedelta(minutes=minutes)
+
+
+_MONTHS = {
+    m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)
+}
+_SYSLOG_TS = re.compile(
+    r"^(?P<mon>[A-Za-z]{3})\s+(?P<d>\d{1,2})\s+(?:(?P<y>\d{4})\s+)?(?P<t>\d{1,2}:\d{2}:\d{2})(?:\.\d+)?"
+    r"(?P<tz>Z|[+-]\d{2}:?\d{2})?$"
+)
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """A log time: naive UTC when `zoned`, device-local otherwise; `year_known` is False
+    when the year was not printed (RFC 3164) and the caller's default was used."""
+
+    value: datetime
+    zoned: bool
+    year_known: bool = True
+
+
+def parse_syslog_time(text: str, default_year: int) -> Stamp | None:
+    """`Nov 30 16:44:36`, `Oct 10 2018 12:34:56`, `Oct 15 2024 02:56:26+08:00` -> Stamp."""
+    m = _SYSLOG_TS.match(text.strip())
+    if not m or m.group("mon").lower() not in _MONTHS:
+        return None
+    year = int(m.group("y") or default_year)
+    h, mi, s = (int(x) for x in m.group("t").split(":"))
+    try:
+        local = datetime(year, _MONTHS[m.group("mon").lower()], int(m.group("d")), h, mi, min(s, 59))
+    except ValueError:
+        return None
+    offset = tz_offset_minutes(m.group("tz")) if m.group("tz") else None
+    return Stamp(to_utc(local, offset), offset is not None, m.group("y") is not None)
+
+
+def parse_log_time(text: str | None) -> Stamp | None:
+    """`2020-09-09 10:05:11`, `2018/11/30 16:44:36`, ISO-8601 with or without a zone -> Stamp."""
+    if not text:
+        return None
+    s = text.strip()
+    m = re.match(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})[ T](\d{1,2}):(\d{2}):(\d{2})(?:[.,](\d{1,6})\d*)?\s*(.*)$", s)
+    if not m:
+        return None
+    y, mo, d, h, mi, sec, frac, zone = m.groups()
+    try:
+        local = datetime(int(y), int(mo), int(d), int(h), int(mi), min(int(sec), 59), int((frac or "0").ljust(6, "0")))
+    except ValueError:
+        return None
+    if not zone:
+        return Stamp(local, False)
+    offset = tz_offset_minutes(zone)
+    if offset is None:
+        return None
+    return Stamp(to_utc(local, offset), True)

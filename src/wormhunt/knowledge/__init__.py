@@ -37,6 +37,7 @@ SCHEMAS: dict[str, Any] = {
                 "cve": _STR_LIST,
                 "match": str,
                 "ids": {str: _STR_LIST},
+                "ports?": [int],
                 "confidence": str,
             }
         ]

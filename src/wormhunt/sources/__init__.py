@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
-from wormhunt.sources import assets, fortigate, netstat, pcap, systeminfo, tasklist, wmic
+from wormhunt.sources import (
+    asa,
+    assets,
+    fortigate,
+    hillstone,
+    huawei,
+    iptables,
+    netstat,
+    nfdump,
+    paloalto,
+    pcap,
+    pfirewall,
+    sangfor,
+    suricata,
+    systeminfo,
+    tasklist,
+    wmic,
+    zeek,
+)
 from wormhunt.sources.base import Format
 
 FORMATS: dict[str, Format] = {
@@ -28,6 +46,12 @@ FORMATS: dict[str, Format] = {
             parse_file=pcap.parse_file,
             host_evidence=False,
             sniff_bytes=pcap.sniff_bytes,
+        ),
+        # Network formats whose module declares its own entries.
+        *(
+            f
+            for m in (paloalto, asa, huawei, hillstone, sangfor, iptables, pfirewall, zeek, suricata, nfdump)
+            for f in m.FORMATS
         ),
     )
 }

@@ -27,8 +27,10 @@ def _binary(head: bytes, encoding: Encoding) -> bool:
     sample = head[:8192]
     if not sample:
         return False
-    control = sum(1 for b in sample if b < 9 or 13 < b < 32)
-    return b"\x00" in sample or control > 0.05 * len(sample)
+    # Hillstone ends each syslog payload with a NUL byte: a few NULs are not binary.
+    nul = sample.count(0)
+    control = sum(1 for b in sample if 0 < b < 9 or 13 < b < 32)
+    return nul > 0.02 * len(sample) or control > 0.05 * len(sample)
 
 
 def detect_head(head: bytes, complete: bool) -> Detection:

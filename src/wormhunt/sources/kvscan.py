@@ -385,3 +385,197 @@ def int_column(data: np.ndarray, vs: np.ndarray, vl: np.ndarray, f: int, dtype: 
     if dtype is np.int32:
         valid &= out <= 2**31 - 1
     return pa.array(out.astype(dtype), mask=~valid)
+
+
+# --- Delimited lines (CSV, TSV, space-separated): fields by position -----------------------
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def split(data, starts, ends, sep, quote, skip, vs, vl, nf):  # pragma: no cover - compiled
+    """Field j of line i -> vs[j, i], vl[j, i] (first vs.shape[0] fields; -1 = absent).
+
+    `sep` is the separator byte; with `quote` >= 0 a field that starts with it runs to the
+    closing quote (a doubled quote inside is kept as is). `skip` bytes at the start of each
+    line are ignored (a syslog header, found by the caller). Surrounding spaces are trimmed
+    when the separator is not a space. `nf[i]` is the number of fields on the line.
+    """
+    n = len(starts)
+    nfmax = vs.shape[0]
+    for i in prange(n):
+        for f in range(nfmax):
+            vl[f, i] = -1
+            vs[f, i] = 0
+        p = starts[i] + skip[i]
+        e = ends[i]
+        while e > p and (data[e - 1] == CR or (sep != SPACE and sep != TAB and data[e - 1] == SPACE)):
+            e -= 1
+        if p >= e:
+            nf[i] = 0
+            continue
+        j = 0
+        while True:
+            if sep != SPACE and sep != TAB:
+                while p < e and data[p] == SPACE:
+                    p += 1
+            if quote >= 0 and p < e and data[p] == quote:
+                p += 1
+                s = p
+                while p < e:
+                    if data[p] == quote:
+                        if p + 1 < e and data[p + 1] == quote:
+                            p += 2
+                            continue
+                        break
+                    p += 1
+                ve = p
+                while p < e and data[p] != sep:
+                    p += 1
+            else:
+                s = p
+                while p < e and data[p] != sep:
+                    p += 1
+                ve = p
+                if sep != SPACE and sep != TAB:
+                    while ve > s and data[ve - 1] == SPACE:
+                        ve -= 1
+            if j < nfmax:
+                vs[j, i] = s
+                vl[j, i] = ve - s
+            j += 1
+            if p >= e:
+                break
+            p += 1  # the separator
+            if sep == SPACE:
+                while p < e and data[p] == SPACE:
+                    p += 1
+        nf[i] = j
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _num(data, p, e, maxd):  # pragma: no cover - compiled
+    """Up to maxd digits at p: (value, next position); value -1 when there are none."""
+    v = 0
+    q = p
+    while q < e and q - p < maxd and 48 <= data[q] <= 57:
+        v = v * 10 + (data[q] - 48)
+        q += 1
+    return (v if q > p else -1), q
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def datetime_field(data, vs, vl, f, out, valid, zoned):  # pragma: no cover - compiled
+    """`YYYY-MM-DD HH:MM:SS[.fff][Z|+hh[:mm]]` (also `/` or `T`, one-digit parts) in field f
+    -> epoch microseconds. `zoned` says the text carried a zone (else it is local time)."""
+    n = vs.shape[1]
+    for i in prange(n):
+        out[i] = 0
+        valid[i] = False
+        zoned[i] = False
+        ln = vl[f, i]
+        if ln < 14:
+            continue
+        p = vs[f, i]
+        e = p + ln
+        y, p = _num(data, p, e, 4)
+        if y < 1970 or p >= e or (data[p] != 45 and data[p] != 47):
+            continue
+        mo, p = _num(data, p + 1, e, 2)
+        if mo < 1 or mo > 12 or p >= e or (data[p] != 45 and data[p] != 47):
+            continue
+        d, p = _num(data, p + 1, e, 2)
+        if d < 1 or d > _month_days(y, mo) or p >= e or (data[p] != SPACE and data[p] != 84):
+            continue
+        hh, p = _num(data, p + 1, e, 2)
+        if hh < 0 or hh > 23 or p >= e or data[p] != 58:
+            continue
+        mi, p = _num(data, p + 1, e, 2)
+        if mi < 0 or mi > 59 or p >= e or data[p] != 58:
+            continue
+        ss, p = _num(data, p + 1, e, 2)
+        if ss < 0 or ss > 60:
+            continue
+        us = 0
+        if p < e and (data[p] == 46 or data[p] == 44):
+            p += 1
+            scale = 100000
+            while p < e and 48 <= data[p] <= 57:
+                us += (data[p] - 48) * scale
+                scale //= 10
+                p += 1
+        secs = _days_from_civil(y, mo, d) * 86400 + hh * 3600 + mi * 60 + ss
+        if p < e:
+            tz = _tz_minutes(data, p, e - p)
+            if tz == -100000:
+                continue
+            secs -= tz * 60
+            zoned[i] = True
+        out[i] = secs * 1000000 + us
+        valid[i] = True
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def epoch_field(data, vs, vl, f, out, valid):  # pragma: no cover - compiled
+    """`1421270042.835161` (seconds with an optional fraction) in field f -> epoch microseconds."""
+    n = vs.shape[1]
+    for i in prange(n):
+        out[i] = 0
+        valid[i] = False
+        ln = vl[f, i]
+        if ln <= 0 or ln > 24:
+            continue
+        p = vs[f, i]
+        e = p + ln
+        v, p = _num(data, p, e, 12)
+        if v < 0:
+            continue
+        us = 0
+        if p < e and data[p] == 46:
+            p += 1
+            scale = 100000
+            while p < e and 48 <= data[p] <= 57:
+                us += (data[p] - 48) * scale
+                scale //= 10
+                p += 1
+        if p != e:
+            continue
+        out[i] = v * 1000000 + us
+        valid[i] = True
+
+
+def split_fields(
+    data: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    sep: str,
+    nfields: int,
+    quote: str | None = '"',
+    skip: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fields by position of every line: (vs, vl, nf) as `split` fills them."""
+    n = len(starts)
+    vs = np.empty((nfields, n), np.int32)
+    vl = np.empty((nfields, n), np.int32)
+    nf = np.empty(n, np.int32)
+    if skip is None:
+        skip = np.zeros(n, np.int64)
+    if n:
+        split(data, starts, ends, ord(sep), ord(quote) if quote else -1, skip, vs, vl, nf)
+    return vs, vl, nf
+
+
+def time_column(data: np.ndarray, vs: np.ndarray, vl: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Field f as a date-time: (epoch microseconds, valid, zoned)."""
+    n = vs.shape[1]
+    out, valid, zoned = np.empty(n, np.int64), np.empty(n, np.bool_), np.empty(n, np.bool_)
+    if n:
+        datetime_field(data, vs, vl, f, out, valid, zoned)
+    return out, valid, zoned
+
+
+def epoch_column(data: np.ndarray, vs: np.ndarray, vl: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray]:
+    """Field f as epoch seconds with a fraction: (epoch microseconds, valid)."""
+    n = vs.shape[1]
+    out, valid = np.empty(n, np.int64), np.empty(n, np.bool_)
+    if n:
+        epoch_field(data, vs, vl, f, out, valid)
+    return out, valid
