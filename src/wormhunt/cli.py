@@ -205,8 +205,11 @@ def simulate(
     hosts: Annotated[int, typer.Option("--hosts", min=8, help="Number of hosts in the company.")] = 60,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same outbreak).")] = 1,
     days: Annotated[int, typer.Option("--days", min=1, help="Days of firewall logs.")] = 2,
-    lines: Annotated[int, typer.Option("--lines", min=0, help="FortiGate traffic lines to write (about).")] = 200_000,
+    lines: Annotated[int, typer.Option("--lines", min=0, help="Network sessions to write (about).")] = 200_000,
     locale: Annotated[str, typer.Option("--locale", help="Host languages: mixed, zh-CN or en-US.")] = "mixed",
+    net_format: Annotated[
+        str, typer.Option("--net-format", help="Network log format: fortigate, paloalto, asa, huawei, zeek ...")
+    ] = "fortigate",
     lang: LangOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -216,7 +219,11 @@ def simulate(
     opts = _opts(ctx, lang, as_json)
     if locale not in ("mixed", "zh-CN", "en-US"):
         raise typer.BadParameter("use mixed, zh-CN or en-US", param_hint="--locale")
-    truth = run(out, hosts=hosts, seed=seed, days=days, lines=lines, locale=locale)
+    from wormhunt.simulate.logformats import available
+
+    if net_format not in available():
+        raise typer.BadParameter(f"use one of: {', '.join(available())}", param_hint="--net-format")
+    truth = run(out, hosts=hosts, seed=seed, days=days, lines=lines, locale=locale, net_format=net_format)
     if opts.json:
         _emit_json(
             {
@@ -233,7 +240,7 @@ def simulate(
                 opts.lang,
                 hosts=truth["hosts_total"],
                 traffic=truth["firewall_lines"]["traffic"],
-                ips=truth["firewall_lines"]["ips"],
+                ips=truth["firewall_lines"]["alerts"],
                 out=out,
             )
         )

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from wormhunt.simulate import fortigate, hostview, outbreak, writers
+from wormhunt.simulate import hostview, outbreak, traffic, writers
 from wormhunt.simulate.company import OSES, build_company
 
 DEFAULT_START = "2018-11-17"  # the incident's outbreak was 2018-11-18 08:38:18 (UTC+8)
@@ -36,6 +36,7 @@ def simulate(
     lines: int = 200_000,
     start: str = DEFAULT_START,
     locale: str = "mixed",
+    net_format: str = "fortigate",
 ) -> dict[str, Any]:
     """Write a simulated outbreak under `out`; returns the ground truth (also in ground_truth.json)."""
     out = Path(out)
@@ -51,7 +52,7 @@ def simulate(
     t0 = begin + (max(1, days) - 1) * 86400 + rng.uniform(8.0, 11.0) * 3600 if days > 1 else begin + 9 * 3600
     collect = end - rng.uniform(900, 3600)
     ob = outbreak.run(company, t0, collect, rng)
-    counts = fortigate.write_logs(company, ob, begin, end, lines, out / "network", rng.randrange(2**32))
+    counts = traffic.write_logs(company, ob, begin, end, lines, out / "network", rng.randrange(2**32), net_format)
     artifacts = {}
     for host in company.hosts:
         state = hostview.build(company, ob, host, collect, seed)
@@ -103,6 +104,7 @@ def simulate(
             }
             for h in company.hosts
         ],
+        "network_format": net_format,
         "firewall_lines": counts,
     }
     (out / "ground_truth.json").write_text(json.dumps(truth, indent=2, ensure_ascii=False), encoding="utf-8")

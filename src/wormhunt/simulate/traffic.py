@@ -1,4 +1,4 @@
-"""FortiGate traffic and IPS logs for the simulated period: benign business traffic plus
+"""Network traffic for the simulated period (written in any format by `logformats/`): benign business traffic plus
 the worm's scanning and exploitation, as the core firewall between the VLANs sees it
 (sessions inside one VLAN never cross the firewall, so they are not logged).
 
@@ -9,35 +9,20 @@ all day, and the backup server opens SMB sessions to every host each night, whic
 
 from __future__ import annotations
 
+import contextlib
 import random
-import time
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
 from wormhunt.simulate.company import Company
-from wormhunt.simulate.outbreak import EXPLOIT, RESET, TIMEOUT, Outbreak, int_ip, ip_int
+from wormhunt.simulate.outbreak import EXPLOIT, RESET, TIMEOUT, Outbreak, ip_int
 
-EXPLOIT_SIG = ("MS.SMB.Server.SMB1.Trans2.Secondary.Handling.Code.Execution", 43796)
-BACKDOOR_SIG = ("Backdoor.DoublePulsar", 43963)
-SERVICES = {
-    445: "SMB",
-    139: "SAMBA",
-    53: "DNS",
-    88: "KERBEROS",
-    389: "LDAP",
-    443: "HTTPS",
-    80: "HTTP",
-    1433: "MS-SQL",
-    3389: "RDP",
-    135: "DCE-RPC",
-    8080: "tcp/8080",
-    123: "NTP",
-    23: "TELNET",
-}
-ACTIONS = ["close", "timeout", "server-rst", "deny", "accept"]
+# What happened to a session; each log format words these its own way.
+ACTIONS = ("close", "timeout", "server-rst", "deny", "accept")
 A_CLOSE, A_TIMEOUT, A_RESET, A_DENY, A_ACCEPT = range(5)
 # Share of each hour of the day in business traffic (08:00-18:00 busy, nights quiet).
 DIURNAL = np.array([1, 1, 1, 1, 1, 1, 2, 4, 9, 10, 10, 9, 7, 9, 10, 10, 9, 7, 4, 3, 2, 2, 1, 1], float)
@@ -191,80 +176,23 @@ def worm_flows(ob: Outbreak, gen: Generator) -> tuple[Flows, np.ndarray]:
     return flows, res
 
 
-class Writer:
-    """Formats FortiOS 6.x log lines (device-local date/time, tz, eventtime in seconds)."""
-
-    def __init__(self, company: Company, tz_minutes: int = 480) -> None:
-        self.dev = f'devname="{company.firewall}" devid="{company.firewall_id}"'
-        self.tz = tz_minutes
-        sign = "+" if tz_minutes >= 0 else "-"
-        self.tz_text = f"{sign}{abs(tz_minutes) // 60:02d}{abs(tz_minutes) % 60:02d}"
-        self.session = 1_000_000
-        self.serial = 500_000_000
-        self.server_net = {ip_int(s + ".0") >> 8 for s in company.server_subnets}
-
-    def _intf(self, ip: int) -> tuple[str, str]:
-        net = ip >> 8
-        if net in self.server_net:
-            return "port2", "lan"
-        if (ip >> 24) in (203, 198):
-            return "wan1", "wan"
-        return "port3", "lan"
-
-    def _clock(self, ts: float) -> tuple[str, str]:
-        t = time.gmtime(int(ts) + self.tz * 60)
-        return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}", f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
-
-    def traffic(self, f: Flows) -> Iterator[str]:
-        dev, tz = self.dev, self.tz_text
-        for i in range(len(f)):
-            ts = float(f.ts[i])
-            d, t = self._clock(ts)
-            src, dst = int(f.src[i]), int(f.dst[i])
-            si, sr = self._intf(src)
-            di, dr = self._intf(dst)
-            dport = int(f.dport[i])
-            act = ACTIONS[int(f.action[i])]
-            self.session += 1
-            svc = SERVICES.get(dport, f"tcp/{dport}")
-            country = 'dstcountry="Reserved"' if dr == "lan" else 'dstcountry="United States"'
-            policy = 0 if act == "deny" else (5 if dr == "lan" else 9)
-            yield (
-                f'<189>date={d} time={t} {dev} logid="0000000013" type="traffic" subtype="forward" '
-                f'level="notice" vd="root" eventtime={int(ts)} tz="{tz}" srcip={int_ip(src)} '
-                f'srcport={int(f.sport[i])} srcintf="{si}" srcintfrole="{sr}" dstip={int_ip(dst)} '
-                f'dstport={dport} dstintf="{di}" dstintfrole="{dr}" sessionid={self.session} '
-                f'proto={int(f.proto[i])} action="{act}" policyid={policy} policytype="policy" '
-                f'service="{svc}" {country} srccountry="Reserved" trandisp="noop" '
-                f"duration={int(f.dur[i])} sentbyte={int(f.sent[i])} rcvdbyte={int(f.rcvd[i])} "
-                f'sentpkt={int(f.spkt[i])} rcvdpkt={int(f.rpkt[i])} appcat="unscanned"'
-            )
-
-    def ips(self, ts: float, src: int, dst: int, sig: tuple[str, int]) -> str:
-        d, t = self._clock(ts)
-        si, sr = self._intf(src)
-        di, dr = self._intf(dst)
-        self.serial += 1
-        name, vid = sig
-        return (
-            f'<185>date={d} time={t} {self.dev} logid="0419016384" type="utm" subtype="ips" '
-            f'eventtype="signature" level="alert" vd="root" eventtime={int(ts)} tz="{self.tz_text}" '
-            f'severity="critical" srcip={int_ip(src)} srccountry="Reserved" dstip={int_ip(dst)} '
-            f'srcintf="{si}" srcintfrole="{sr}" dstintf="{di}" dstintfrole="{dr}" sessionid={self.session} '
-            f'action="detected" proto=6 service="SMB" policyid=5 attack="{name}" srcport={49152 + self.serial % 16000} '
-            f'dstport=445 direction="incoming" attackid={vid} profile="default" '
-            f'ref="http://www.fortinet.com/ids/VID{vid}" incidentserialno={self.serial} '
-            f'msg="applications3: {name},"'
-        )
-
-
 def write_logs(
-    company: Company, ob: Outbreak, start: float, end: float, lines: int, out_dir: Path, seed: int
+    company: Company,
+    ob: Outbreak,
+    start: float,
+    end: float,
+    lines: int,
+    out_dir: Path,
+    seed: int,
+    fmt: str = "fortigate",
 ) -> dict[str, int]:
-    """Write `fgt-traffic.log` (about `lines` lines) and `fgt-ips.log`; returns line counts."""
+    """Write about `lines` sessions plus the exploit/implant alerts in format `fmt`;
+    returns the counts: `traffic` sessions, `alerts`, and lines per file."""
+    from wormhunt.simulate.logformats import writer as make_writer
+
     rng = random.Random(seed)
     gen = Generator(company, rng.randrange(2**32))
-    writer = Writer(company)
+    writer = make_writer(fmt, company)
     worm, results = worm_flows(ob, gen)
     hours = int((end - start) // 3600)
     # `start` is local midnight; the backup job runs at 01:00 local every night.
@@ -275,9 +203,14 @@ def write_logs(
     hour_of_day = [int((start + h * 3600 + writer.tz * 60) // 3600) % 24 for h in range(hours)]
     weights = DIURNAL[hour_of_day] if hours else np.zeros(0)
     per_hour = np.floor(weights / weights.sum() * budget).astype(int) if hours and weights.sum() else []
-    counts = {"traffic": 0, "ips": 0}
+    files_count: dict[str, int] = {}
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "fgt-traffic.log", "w", encoding="utf-8", newline="\n") as fh:
+    names = dict.fromkeys(n for n in (writer.traffic_file, writer.alert_file) if n)
+    with contextlib.ExitStack() as stack:
+        files = {n: stack.enter_context(open(out_dir / n, "w", encoding="utf-8", newline="\n")) for n in names}
+        for name, out in files.items():
+            _emit(out, writer.header(name), files_count, name)
+        sessions = alerts_written = 0
         for h in range(hours):
             lo, hi = start + h * 3600, start + (h + 1) * 3600
             parts = [gen.background(lo, int(per_hour[h]))]
@@ -287,14 +220,22 @@ def write_logs(
                     parts.append(src_flows.take(sel))
             batch = Flows.concat(parts)
             batch = batch.take(np.argsort(batch.ts, kind="stable"))
-            block = "\n".join(writer.traffic(batch))
-            if block:
-                fh.write(block + "\n")
-            counts["traffic"] += len(batch)
-    with open(out_dir / "fgt-ips.log", "w", encoding="utf-8", newline="\n") as fh:
-        for i in np.flatnonzero(results == EXPLOIT):
-            ts, src, dst = float(worm.ts[i]), int(worm.src[i]), int(worm.dst[i])
-            fh.write(writer.ips(ts, src, dst, EXPLOIT_SIG) + "\n")
-            fh.write(writer.ips(ts + rng.uniform(3, 12), src, dst, BACKDOOR_SIG) + "\n")
-            counts["ips"] += 2
-    return counts
+            sessions += _emit(files[writer.traffic_file], writer.traffic(batch), files_count, writer.traffic_file)
+        if writer.alert_file:
+            alerts = []
+            for i in np.flatnonzero(results == EXPLOIT):
+                ts, src, dst = float(worm.ts[i]), int(worm.src[i]), int(worm.dst[i])
+                alerts.append(writer.alert(ts, src, dst, "exploit"))
+                alerts.append(writer.alert(ts + rng.uniform(3, 12), src, dst, "implant"))
+            alerts_written = _emit(files[writer.alert_file], (a for a in alerts if a), files_count, writer.alert_file)
+        for name, out in files.items():
+            _emit(out, writer.footer(name), files_count, name)
+    return {"traffic": sessions, "alerts": alerts_written, "files": files_count}
+
+
+def _emit(fh: TextIO, lines: Iterable[str], files_count: dict[str, int], name: str) -> int:
+    block = list(lines)
+    if block:
+        fh.write("\n".join(block) + "\n")
+    files_count[name] = files_count.get(name, 0) + len(block)
+    return len(block)
