@@ -142,3 +142,18 @@ def _transcoded_blocks(path: Path, encoding: Encoding, block_bytes: int, tap: Ta
                 line += len(block)
             if final:  # also when the last read was empty: nothing is left to wait for
                 return
+
+
+def iter_text_lines(path: Path, encoding: Encoding, tap: Tap | None = None) -> Iterator[tuple[int, int, str]]:
+    """(line number, byte offset or -1, text) of every line, streamed in blocks: for
+    line-oriented parsers of formats that are not bulk enough to need the compiled scanner.
+    The text is decoded in the file's encoding (GB18030 bytes stay readable) without the
+    trailing `\\r`."""
+    codec = "utf-8" if encoding.name.startswith("utf-16") or encoding.name == "binary" else encoding.name
+    codec = "utf-8" if codec == "utf-8-sig" else codec
+    for block in iter_blocks(path, encoding, tap=tap):
+        raw = block.data.tobytes()
+        for k in range(len(block)):
+            s, e = int(block.starts[k]), int(block.ends[k])
+            text = raw[s:e].decode(codec, errors="replace").rstrip("\r")
+            yield block.base_line + k, (block.base_offset + s) if block.base_offset >= 0 else -1, text
