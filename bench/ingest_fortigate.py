@@ -77,7 +77,7 @@ def parts(log: Path) -> dict:
 
 def measure(log: Path) -> dict:
     """Run in a child process: ingest + detection, with phase timings and peak RSS."""
-    from wormhunt.analyze.network import smb_fanout
+    from wormhunt.analyze.network import detect
     from wormhunt.ingest import ingest
     from wormhunt.store import Case
 
@@ -86,7 +86,7 @@ def measure(log: Path) -> dict:
         with Case(Path(tmp) / "case") as case:
             (entry,) = ingest(case, [log])
             ingested = time.perf_counter()
-            spreaders = smb_fanout(case)
+            spreaders = detect(case)["spreaders"]
             done = time.perf_counter()
             flows = case.count("flows")
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

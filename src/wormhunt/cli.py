@@ -175,6 +175,66 @@ def _print_summary(doc: dict[str, Any], opts: Opts) -> None:
 
 
 @app.command()
+def detect(
+    ctx: typer.Context,
+    evidence: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Network evidence: firewall/IDS/flow logs, pcaps (detected from content)."),
+    ] = None,
+    case: Annotated[Path | None, typer.Option("--case", help="Case folder (default: a temporary one).")] = None,
+    assets: Annotated[
+        Path | None, typer.Option("--assets", help="Asset inventory CSV (roles, expected fan-out).")
+    ] = None,
+    allow: Annotated[
+        Path | None, typer.Option("--allow", help="Addresses whose SMB fan-out is expected, one per line.")
+    ] = None,
+    engine: Annotated[
+        str, typer.Option("--engine", help="Where detections run: duckdb, spark or clickhouse.")
+    ] = "duckdb",
+    engine_url: Annotated[
+        str | None, typer.Option("--engine-url", help="Spark master URL, or ClickHouse server URL (default: embedded).")
+    ] = None,
+    lang: LangOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find the hosts spreading over SMB from network evidence, on DuckDB, Spark or ClickHouse."""
+    import tempfile
+
+    from wormhunt.analyze.engines import ENGINES, EngineError
+    from wormhunt.analyze.network import detect as run_detect
+    from wormhunt.report.detection import build_detection, read_allow_list
+    from wormhunt.store import Case
+
+    opts = _opts(ctx, lang, as_json)
+    if engine not in ENGINES:
+        raise typer.BadParameter(f"use one of: {', '.join(ENGINES)}", param_hint="--engine")
+    paths = list(evidence or []) + ([assets] if assets else [])
+    if not paths and case is None:
+        raise typer.BadParameter("give evidence files or an existing --case", param_hint="EVIDENCE")
+    with tempfile.TemporaryDirectory(prefix="wormhunt-detect-") as tmp, Case(case or Path(tmp) / "case") as c:
+        entries = _ingest_with_progress(c, paths, opts) if paths else []
+        if paths and not any(e["status"] in ("ingested", "duplicate") for e in entries):
+            _err().print(t("ingest.nothing", opts.lang))
+            raise typer.Exit(2)
+        started = time.perf_counter()
+        try:
+            results = run_detect(c, engine, engine_url)
+        except EngineError as exc:
+            _err().print(t("detect.engine_error", opts.lang, engine=engine, error=str(exc)))
+            raise typer.Exit(3) from None
+        info = {"name": engine, "exact_distinct_counts": True, "seconds": round(time.perf_counter() - started, 2)}
+        doc = build_detection(c, results, info, opts.lang, read_allow_list(allow))
+        if case is None:
+            doc["case"] = None
+    if opts.json:
+        _emit_json(doc)
+    else:
+        from wormhunt.report.console import render_detection
+
+        render_detection(doc, Console(highlight=False), opts.lang)
+
+
+@app.command()
 def investigate(
     ctx: typer.Context,
     evidence: Annotated[

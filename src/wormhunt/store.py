@@ -282,16 +282,21 @@ class Case:
         An explicit file list, not a glob: a partition left behind by a crash before its
         evidence row committed stays invisible, and a case path with `[` or `*` still works.
         """
+        for name in BULK_KINDS:
+            files = self.partitions(name)
+            listing = ", ".join("'" + str(p.resolve()).replace("'", "''") + "'" for p in files)
+            self.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet([{listing}])")
+
+    def partitions(self, kind: str) -> list[Path]:
+        """The Parquet files of a bulk kind that belong to ingested evidence (the empty
+        schema file first, so the list is never empty)."""
         ingested = {
             int(r[0]) for r in self.con.execute("SELECT evidence_id FROM evidence WHERE status = 'ingested'").fetchall()
         }
-        for name in BULK_KINDS:
-            folder = self.root / "tables" / name
-            files = [folder / "e000000.parquet"] + [
-                p for p in sorted(folder.glob("e*.parquet")) if p.stem[1:].isdigit() and int(p.stem[1:]) in ingested
-            ]
-            listing = ", ".join("'" + str(p.resolve()).replace("'", "''") + "'" for p in files)
-            self.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet([{listing}])")
+        folder = self.root / "tables" / kind
+        return [folder / "e000000.parquet"] + [
+            p for p in sorted(folder.glob("e*.parquet")) if p.stem[1:].isdigit() and int(p.stem[1:]) in ingested
+        ]
 
     def partition(self, kind: str, evidence_id: int) -> Path:
         return self.root / "tables" / kind / f"e{evidence_id:06d}.parquet"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from wormhunt.analyze import host, network
@@ -17,6 +17,7 @@ class Investigation:
     hosts: dict[str, HostView]
     spreaders: list[dict[str, Any]]
     patient_zero: dict[str, Any] | None
+    fanout_not_ranked: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def findings(self) -> list[Finding]:
@@ -26,11 +27,11 @@ class Investigation:
 def analyze(case: Case) -> Investigation:
     """Run every detector over the case and store the findings in it (replacing earlier ones)."""
     identity = Identity(case)
-    net_findings, spreaders = network.findings(case, identity.role_by_ip())
+    net_findings, spreaders, shown = network.findings(case, identity.role_by_ip())
     hosts = build_hosts(identity, net_findings + host.findings(case))
-    for s in spreaders:
+    for s in spreaders + shown:
         s["host"] = identity.host_of(s["src"])
-    result = Investigation(hosts, spreaders, patient_zero(hosts))
+    result = Investigation(hosts, spreaders, patient_zero(hosts), shown)
     _persist(case, result)
     return result
 

@@ -147,3 +147,49 @@ def render(
         console.print(f"[yellow]{safe(p['status'])}[/]: {safe(p['path'], 120)}: {safe(p['message'])}")
     if doc["summary"]["infected"]:
         console.print(f"[dim]{t('summary.patch_note', lang)}[/]")
+
+
+def render_detection(doc: dict[str, Any], console: Console, lang: str, max_rows: int = 25) -> None:
+    """The `detect` summary: ranked spreaders with their reasons, then alert chains and hops."""
+    eng = doc["engine"]
+    console.print(t("detect.engine", lang, engine=eng["name"], seconds=eng["seconds"]))
+    if not doc["spreaders"]:
+        console.print(t("detect.none", lang))
+    else:
+        table = Table(title=t("summary.spreaders", lang), show_lines=True)
+        for col in ("detect.rank", "summary.host", "summary.ip", "summary.first_seen", "summary.targets", "detect.why"):
+            table.add_column(t(col, lang), overflow="fold")
+        for sp in doc["spreaders"][:max_rows]:
+            table.add_row(
+                str(sp["rank"]),
+                safe(sp.get("host")),
+                safe(sp["src"]),
+                _time(sp["first_seen"]),
+                str(sp["distinct_targets"]),
+                "\n".join(safe(r) for r in sp["reasons"][:6]),
+            )
+        console.print(table)
+    if doc["fanout_not_ranked"]:
+        table = Table(title=t("detect.not_ranked", lang))
+        for col in ("summary.host", "summary.ip", "summary.targets", "detect.why"):
+            table.add_column(t(col, lang), overflow="fold")
+        for sp in doc["fanout_not_ranked"][:max_rows]:
+            table.add_row(
+                safe(sp.get("host")),
+                safe(sp["src"]),
+                str(sp["distinct_targets"]),
+                "\n".join(safe(r) for r in sp["reasons"][:3]),
+            )
+        console.print(table)
+    if doc["hops"]:
+        console.print(t("detect.hops", lang))
+        for h in doc["hops"][:max_rows]:
+            console.print(
+                f"  {safe(h['infector'])} → {safe(h['host_name'])} ({safe(h['host'])})  "
+                f"{_time(h['infected_at'])} → {_time(h['spreading_at'])}"
+            )
+    kinds: dict[str, int] = {}
+    for a in doc["alerts"]:
+        kinds[a["kind"]] = kinds.get(a["kind"], 0) + a["count"]
+    if kinds:
+        console.print(t("detect.alerts", lang, counts=", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))))

@@ -78,6 +78,13 @@ def finding_dict(f: Finding, lang: str, resolver: EvidenceResolver) -> dict[str,
     }
 
 
+def spreader_dict(s: dict[str, Any], lang: str) -> dict[str, Any]:
+    """A spreader row for output: times as ISO text, reasons in the output language."""
+    out = {k: _iso(v) for k, v in s.items() if k != "reasons"}
+    out["reasons"] = [t(key, lang, **params) for key, params in s.get("reasons", [])]
+    return out
+
+
 def build(case: Case, inv: Investigation, lang: str, entries: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The JSON document for `investigate` and `demo`."""
     resolver = EvidenceResolver(case)
@@ -99,7 +106,7 @@ def build(case: Case, inv: Investigation, lang: str, entries: list[dict[str, Any
                 "findings": [finding_dict(f, lang, resolver) for f in view.findings],
             }
         )
-    spreaders = [{k: _iso(v) for k, v in s.items()} for s in inv.spreaders]
+    spreaders = [spreader_dict(s, lang) for s in inv.spreaders]
     pz = inv.patient_zero
     patient_zero = None
     if pz:
@@ -113,6 +120,7 @@ def build(case: Case, inv: Investigation, lang: str, entries: list[dict[str, Any
         "summary": {"hosts": len(hosts), **counts},
         "patient_zero": patient_zero,
         "spreaders": spreaders,
+        "fanout_not_ranked": [spreader_dict(s, lang) for s in inv.fanout_not_ranked],
         "hosts": hosts,
         "evidence": {
             "files": len(manifest),
