@@ -108,7 +108,6 @@ def raw_scan(path: Path, delim: str | None) -> dict:
 
 
 def measure_parse(path: Path, fmt: str) -> dict:
-    from wormhunt.sources import FORMATS as PARSERS
     from wormhunt.sources.base import Sink
     from wormhunt.sources.detect import detect_file
 
@@ -178,7 +177,9 @@ def main() -> None:
         target = 70 if FORMATS[fmt][2] else 40
         pr = parse["records"] / parse["parse_s"]
         ir = full["records"] / full["ingest_s"]
-        print(f"   parse     wormhunt          {parse['parse_s']:7.2f} s {pr:13,.0f} rec/s  {100 * pr / raw:5.1f} % of raw")
+        print(
+            f"   parse     wormhunt          {parse['parse_s']:7.2f} s {pr:13,.0f} rec/s  {100 * pr / raw:5.1f} % of raw"
+        )
         print(
             f"   ingest    wormhunt (+sha256, Parquet) {full['ingest_s']:7.2f} s {ir:13,.0f} rec/s  "
             f"{100 * ir / raw:5.1f} % of raw (target >= {target} %)"
