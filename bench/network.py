@@ -178,7 +178,7 @@ def main() -> None:
         pr = parse["records"] / parse["parse_s"]
         ir = full["records"] / full["ingest_s"]
         print(
-            f"   parse     wormhunt          {parse['parse_s']:7.2f} s {pr:13,.0f} rec/s  {100 * pr / raw:5.1f} % of raw"
+            f"   parse     wormhunt         {parse['parse_s']:7.2f} s {pr:13,.0f} rec/s  {100 * pr / raw:5.1f} % of raw"
         )
         print(
             f"   ingest    wormhunt (+sha256, Parquet) {full['ingest_s']:7.2f} s {ir:13,.0f} rec/s  "
