@@ -48,10 +48,15 @@ class DuckDBEngine(Engine):
     name = dialect = "duckdb"
 
     def __init__(self, case: Case) -> None:
-        self.con = case.con
+        # A cursor of its own: a relation may not run while the case's connection still
+        # holds an unfinished result of an earlier statement.
+        self.con = case.con.cursor()
 
     def arrow(self, sql: str) -> pa.Table:
         return self.con.sql(sql).to_arrow_table()
+
+    def close(self) -> None:
+        self.con.close()
 
 
 def _quote(path: Path) -> str:

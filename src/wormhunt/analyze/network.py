@@ -215,8 +215,13 @@ def findings_from(results: Results, roles: dict[str, str] | None = None, allow: 
         # either alone), then time: within a tier the earliest spreader ranks first.
         return (-(s["exploit_alerts"] > 0) - s["scanning"], s["first_seen"] or datetime.max, s["src"])
 
+    # Exploit alerts outweigh an expected role: a compromised backup server still spreads.
+    for s in spreaders.values():
+        if s["expected"] and s["exploit_alerts"]:
+            s["expected"] = False
+            s["reasons"] = [r for r in s["reasons"] if r[0] != "reason.expected"]
     ranked = sorted(
-        (s for s in spreaders.values() if (s["scanning"] or s["exploit_alerts"]) and not s["expected"]),
+        (s for s in spreaders.values() if s["exploit_alerts"] or (s["scanning"] and not s["expected"])),
         key=score,
     )
     for i, s in enumerate(ranked, 1):
