@@ -238,6 +238,18 @@ def _fill(entry: ManifestEntry, sink: StoreSink) -> None:
     entry.warnings = list(sink.meta.get("warnings", []))
     if sink.meta.get("local_time"):
         entry.warnings.append({"code": "local_time", "detail": "some times had no zone and are device-local"})
+    if sink.meta.get("year_guessed"):
+        entry.warnings.append(
+            {"code": "year_guessed", "detail": "syslog times without a year: the year was taken from the file date"}
+        )
+    if sink.meta.get("events_lost"):
+        entry.warnings.append(
+            {"code": "events_lost", "detail": f"the log says {sink.meta['events_lost']} events were lost"}
+        )
+    if sink.meta.get("merged_lines"):
+        entry.warnings.append(
+            {"code": "merged_lines", "detail": f"{sink.meta['merged_lines']} lines merged into their session's record"}
+        )
     if entry.records == 0:
         entry.status = "empty" if entry.skipped == 0 else "no records"
         entry.message = "recognised, but no usable records" if entry.skipped else "recognised, but empty"
