@@ -100,6 +100,8 @@ def _frames(d: _Direction, payload: bytes, seq: int, packet: int) -> list[tuple[
         length = struct.unpack(">I", d.buf[:4])[0]
         if d.buf[0] != 0 or length > MAX_FRAME or (length >= 4 and d.buf[4:8] not in (b"\xffSMB", b"\xfeSMB")):
             i = d.buf.find(b"\xffSMB", 1)
+            if i == 4:  # the rejected frame's own header: resuming there would loop forever
+                i = d.buf.find(b"\xffSMB", 5)
             if i < 4:
                 keep = d.buf[-7:] if len(d.buf) > 7 else d.buf[:]
                 d.buf = bytearray(keep)
