@@ -207,3 +207,11 @@ def test_pcapng_reads_like_pcap(tmp_path: Path) -> None:
     assert detect_file(path).format.name == "pcap"
     assert kinds(parse(path)) == kinds(parse(classic))
     assert parse(path).of("flows")[0]["src_ip"] == CLIENT
+
+
+def test_tree_connects_become_smb_rows(shared_data: Path) -> None:
+    sink = parse(shared_data / "pcap" / "Win7_eternalblue_scan.pcap")
+    trees = [r for r in sink.of("smb") if r["activity"] == "tree_connect"]
+    assert trees and all(r["path"].upper().endswith("\\IPC$") for r in trees)
+    assert {(r["src_ip"], r["dst_ip"], r["dst_port"]) for r in trees} == {("192.168.189.138", "192.168.189.140", 445)}
+    assert all(r["line"] >= 1 and r["action"] == "PIPE" for r in trees)

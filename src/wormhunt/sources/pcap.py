@@ -25,7 +25,7 @@ from typing import BinaryIO
 
 import dpkt
 
-from wormhunt.model import FLOWS, NET_ALERTS
+from wormhunt.model import FLOWS, NET_ALERTS, SMB
 from wormhunt.sources import smb1
 from wormhunt.sources.base import Sink
 from wormhunt.sources.text import Encoding
@@ -263,7 +263,7 @@ def _emit(conn: _Conn, host: str, sink: Sink) -> None:
         action = "reset" if conn.rst and not conn.bytes_in else "close"
     else:
         action = "reset" if conn.rst else "timeout"  # a SYN nobody answered
-    trees = sorted(set(conn.smb.trees)) if conn.smb else []
+    trees = sorted({t[0].rsplit("\\", 1)[-1] for t in conn.smb.trees}) if conn.smb else []
     service = "SMB" if conn.server[1] in SMB_PORTS else f"tcp/{conn.server[1]}"
     # The columns a flow and its alerts share: where the record came from and the endpoints.
     common = {
@@ -290,6 +290,20 @@ def _emit(conn: _Conn, host: str, sink: Sink) -> None:
             "vendor": "pcap",
         },
     )
+    for path, packet, ts in conn.smb.trees if conn.smb else ():
+        sink.row(
+            SMB,
+            {
+                **{k: v for k, v in common.items() if k != "proto"},
+                "line": packet,
+                "ts": _utc(ts),
+                "activity": "tree_connect",
+                "path": path,
+                "name": None,
+                "action": "PIPE" if path.upper().endswith("\\IPC$") else None,
+                "vendor": "pcap",
+            },
+        )
     for f in conn.smb.findings if conn.smb else ():
         sink.row(
             NET_ALERTS,

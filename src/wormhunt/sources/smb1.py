@@ -88,7 +88,7 @@ class Conversation:
 
     counts: dict[int, int] = field(default_factory=dict)
     pending: dict[int, Message] = field(default_factory=dict)  # requests by MID awaiting a reply
-    trees: list[str] = field(default_factory=list)
+    trees: list[tuple[str, int, float]] = field(default_factory=list)  # (\\host\share, packet, time)
     findings: list[Finding] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
 
@@ -100,8 +100,8 @@ class Conversation:
     def request(self, msg: Message, packet: int, ts: float) -> None:
         self.counts[msg.command] = self.counts.get(msg.command, 0) + 1
         self.pending[msg.mid] = msg
-        if msg.tree_path:
-            self.trees.append(msg.tree_path.rsplit("\\", 1)[-1])
+        if msg.tree_path and all(msg.tree_path != t[0] for t in self.trees):
+            self.trees.append((msg.tree_path, packet, ts))
         if msg.command == SMB_TRANSACTION and msg.setup[:2] == (TRANS_PEEK_NAMED_PIPE, 0):
             self._find("probe", "SMB1 PeekNamedPipe on FID 0 (MS17-010 probe)", packet, ts)
         elif msg.command == SMB_TRANS2 and msg.setup[:1] == (TRANS2_SESSION_SETUP,):
