@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import ROOT, encodings
+from tests.netlog_helpers import fast, mutate_line, non_blank, parse_with, simulate_and_parse
 from wormhunt.sources import asa, fortigate, paloalto
 from wormhunt.sources.base import MemorySink
 from wormhunt.sources.detect import detect_head
@@ -78,14 +78,11 @@ IPV6_FTD = (
     "outside:2001:db8::5/51000 (2001:db8::5/51000) to inside:2001:db8:1::10/445 (2001:db8:1::10/445)"
 )
 FIXTURES = "\n".join([BUILT_IN, TEAR_IN, BUILT_OUT, TEAR_OUT, RESET, UDP, DENY_ACL, DENY_ICMP, DENIES, IPS, IPV6_FTD])
-FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = fast(40)
 
 
 def parse(text: str, **meta: object) -> MemorySink:
-    sink = MemorySink()
-    sink.meta.update(meta)
-    asa.parse_text(text, sink)
-    return sink
+    return parse_with(asa.parse_text, text, **meta)
 
 
 def sample(name: str) -> str:
@@ -298,51 +295,28 @@ def test_file_encodings_and_offsets(tmp_path: Path, variant: str) -> None:
             assert line == text.split("\n")[r["line"] - 1]
 
 
-def _non_blank(text: str) -> int:
-    return sum(1 for line in text.split("\n") if line.strip(asa.BLANK))
-
-
 @FAST
 @given(data=st.binary(max_size=3000))
 def test_random_bytes_never_raise(data: bytes) -> None:
     text = decode(data).text
     sink = parse(text)
-    assert sink.records + sink.skipped + sink.meta.get("merged_lines", 0) == _non_blank(text)
+    assert sink.records + sink.skipped + sink.meta.get("merged_lines", 0) == non_blank(text, asa.BLANK)
 
 
 @FAST
 @given(data=st.data())
 def test_mutated_line_is_a_record_or_a_skip(data: st.DataObject) -> None:
     lines = FIXTURES.split("\n")
-    target = data.draw(st.integers(0, len(lines) - 1))
-    original = lines[target]
-    cut = data.draw(st.integers(0, len(original)))
-    junk = data.draw(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=20))
-    mode = data.draw(st.sampled_from(["truncate", "insert", "replace"]))
-    mutated = {
-        "truncate": original[:cut],
-        "insert": original[:cut] + junk + original[cut:],
-        "replace": original[:cut] + junk + original[cut + len(junk) :],
-    }[mode]
-    lines[target] = mutated.replace("\n", " ").replace("\r", " ")
+    mutate_line(data, lines)
     text = "\n".join(lines)
     sink = parse(text)
-    assert sink.records + sink.skipped + sink.meta.get("merged_lines", 0) == _non_blank(text)
+    assert sink.records + sink.skipped + sink.meta.get("merged_lines", 0) == non_blank(text, asa.BLANK)
     assert all(s.line >= 1 for s in sink.skips)
 
 
 def test_simulated_outbreak_round_trip(tmp_path: Path) -> None:
-    from wormhunt.simulate import simulate
-
-    simulate(tmp_path, hosts=30, days=1, lines=3000, net_format="asa")
-    truth = json.loads((tmp_path / "ground_truth.json").read_text(encoding="utf-8"))
-    sink = MemorySink()
-    files = sorted((tmp_path / "network").iterdir())
-    assert [p.name for p in files] == ["asa.log"]
-    raw = files[0].read_bytes()
-    found = detect_head(raw[:65536], complete=len(raw) <= 65536)
-    assert found.format is not None and found.format.name == "cisco-asa"
-    asa.parse_file(files[0], found.encoding, sink)
+    truth, sink = simulate_and_parse(tmp_path, "asa", "cisco-asa")
+    assert [p.name for p in (tmp_path / "network").iterdir()] == ["asa.log"]
     # Every session is one flow (its Built line merged), and nothing was skipped.
     assert sink.skipped == 0
     assert sink.meta["merged_lines"] == sum(1 for r in sink.of("flows") if r["action"] != "deny")

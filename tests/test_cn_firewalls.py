@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import ROOT, assert_same_in_every_encoding
+from tests.netlog_helpers import fast, mutate_line, non_blank, parse_with, simulate_and_parse
 from wormhunt.analyze.network import signature_spec
 from wormhunt.sources import hillstone, huawei, sangfor
 from wormhunt.sources.base import MemorySink
@@ -87,11 +87,7 @@ SANGFOR = "\n".join(
 
 
 def run(name: str, text: str, year: int | None = 2018) -> MemorySink:
-    sink = MemorySink()
-    if year:
-        sink.meta["default_year"] = year
-    PARSERS[name](text, sink)
-    return sink
+    return parse_with(PARSERS[name], text, **({"default_year": year} if year else {}))
 
 
 def sample(name: str) -> str:
@@ -384,12 +380,8 @@ def test_real_samples_detected_and_others_not_claimed() -> None:
 
 # --- Properties -----------------------------------------------------------------------------------
 
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = fast(60)
 DOCS = {"huawei": HUAWEI, "hillstone": HILLSTONE, "sangfor": SANGFOR}
-
-
-def _non_blank(text: str) -> int:
-    return sum(1 for line in text.split("\n") if line.strip(" \t\r\x00\u3000"))
 
 
 @FAST
@@ -397,28 +389,18 @@ def _non_blank(text: str) -> int:
 def test_random_bytes_never_raise_and_every_line_is_accounted_for(data: bytes, name: str) -> None:
     text = decode(data).text
     sink = run(name, text)
-    assert sink.records + sink.skipped == _non_blank(text)
+    assert sink.records + sink.skipped == non_blank(text)
 
 
 @FAST
 @given(data=st.data(), name=st.sampled_from(sorted(DOCS)))
 def test_mutated_line_is_a_record_or_a_counted_skip(data: st.DataObject, name: str) -> None:
     lines = DOCS[name].split("\n")
-    target = data.draw(st.integers(0, len(lines) - 1))
-    original = lines[target]
-    cut = data.draw(st.integers(0, len(original)))
-    junk = data.draw(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=20))
-    mode = data.draw(st.sampled_from(["truncate", "insert", "replace"]))
-    mutated = {
-        "truncate": original[:cut],
-        "insert": original[:cut] + junk + original[cut:],
-        "replace": original[:cut] + junk + original[cut + len(junk) :],
-    }[mode]
-    lines[target] = mutated.replace("\n", " ").replace("\r", " ")
+    target = mutate_line(data, lines)
     text = "\n".join(lines)
     sink = run(name, text)
     # Every non-blank line is exactly one record or one skip, and the untouched lines keep their rows.
-    assert sink.records + sink.skipped == _non_blank(text)
+    assert sink.records + sink.skipped == non_blank(text)
     base = run(name, DOCS[name])
     for kind in ("flows", "net_alerts"):
         keep = [r for r in base.of(kind) if r["line"] != target + 1]
@@ -430,19 +412,7 @@ def test_mutated_line_is_a_record_or_a_counted_skip(data: st.DataObject, name: s
 
 @pytest.mark.parametrize("fmt", ["huawei", "hillstone", "sangfor"])
 def test_simulated_logs_round_trip(tmp_path: Path, fmt: str) -> None:
-    from wormhunt.simulate import simulate
-
-    truth = simulate(tmp_path, hosts=30, days=1, lines=3000, net_format=fmt)
-    truth = json.loads((tmp_path / "ground_truth.json").read_text(encoding="utf-8"))
-    year = int(truth["period"]["start"][:4])
-    sink = MemorySink()
-    sink.meta["default_year"] = year
-    files = sorted((tmp_path / "network").iterdir())
-    assert files
-    for path in files:
-        det = detect_file(path)
-        assert det.format is not None and det.format.name == fmt, path.name
-        det.format.parse_file(path, det.encoding, sink)
+    truth, sink = simulate_and_parse(tmp_path, fmt, fmt, truth_year=True)
     assert sink.skipped == 0
     flows = sink.of("flows")
     assert len(flows) == truth["firewall_lines"]["traffic"]

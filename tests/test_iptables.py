@@ -6,10 +6,11 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import ROOT, encodings
+from tests.netlog_helpers import fast, mutate_line, parse_with
 from wormhunt.sources import FORMATS, iptables
 from wormhunt.sources.base import MemorySink
 from wormhunt.sources.detect import detect_head
@@ -47,11 +48,7 @@ DOC = "\n".join([DROP, GLUED, ICMP, V6, UFW]) + "\n"
 
 
 def parse(text: str, year: int | None = 2024) -> MemorySink:
-    sink = MemorySink()
-    if year:
-        sink.meta["default_year"] = year
-    iptables.parse_text(text, sink)
-    return sink
+    return parse_with(iptables.parse_text, text, **({"default_year": year} if year else {}))
 
 
 def test_real_sample_file() -> None:
@@ -173,24 +170,14 @@ def test_sniff_is_specific() -> None:
             assert fmt.sniff(DOC) < 0.5, name
 
 
-FAST = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = fast(80)
 
 
 @FAST
 @given(data=st.data())
 def test_mutations_never_raise_and_every_line_is_accounted_for(data: st.DataObject) -> None:
     lines = DOC.rstrip("\n").split("\n")
-    target = data.draw(st.integers(0, len(lines) - 1))
-    original = lines[target]
-    cut = data.draw(st.integers(0, len(original)))
-    junk = data.draw(
-        st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\n"), max_size=12)
-    )
-    mode = data.draw(st.sampled_from(["truncate", "insert", "replace"]))
-    mutated = {"truncate": original[:cut], "insert": original[:cut] + junk + original[cut:]}.get(
-        mode, original[:cut] + junk + original[cut + len(junk) :]
-    )
-    lines[target] = mutated
+    target = mutate_line(data, lines, junk=12)
     sink = parse("\n".join(lines))
     assert sink.records + sink.skipped == sum(1 for ln in lines if ln.strip(" \t\r"))
     assert len([r for r in sink.of("flows") if r["line"] != target + 1]) == len(lines) - 1

@@ -7,10 +7,11 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import ROOT, encodings
+from tests.netlog_helpers import fast, mutate_line, parse_with
 from wormhunt.sources import FORMATS, nfdump
 from wormhunt.sources.base import MemorySink
 from wormhunt.sources.detect import detect_head
@@ -43,9 +44,7 @@ DOC = f"{H16}\n{ICMP}\n{V6}\n{SYN}\n{TRAILER}\n"
 
 
 def parse(text: str) -> MemorySink:
-    sink = MemorySink()
-    nfdump.parse_text(text, sink)
-    return sink
+    return parse_with(nfdump.parse_text, text)
 
 
 def test_real_samples_parse_without_skips() -> None:
@@ -220,24 +219,14 @@ def test_simulated_outbreak_round_trip(tmp_path: Path) -> None:
     assert syn["bytes_out"] <= 156 and syn["proto"] == 6
 
 
-FAST = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = fast(80)
 
 
 @FAST
 @given(data=st.data())
 def test_mutations_never_raise_and_every_data_line_is_accounted_for(data: st.DataObject) -> None:
     lines = DOC.rstrip("\n").split("\n")
-    target = data.draw(st.integers(1, 3))
-    original = lines[target]
-    cut = data.draw(st.integers(0, len(original)))
-    junk = data.draw(
-        st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\n"), max_size=12)
-    )
-    mode = data.draw(st.sampled_from(["truncate", "insert", "replace"]))
-    mutated = {"truncate": original[:cut], "insert": original[:cut] + junk + original[cut:]}.get(
-        mode, original[:cut] + junk + original[cut + len(junk) :]
-    )
-    lines[target] = mutated
+    target = mutate_line(data, lines, 1, 3, junk=12)
     sink = parse("\n".join(lines))
     data_lines = sum(1 for ln in lines[1:4] if ln.strip())
     assert sink.records + sink.skipped == data_lines

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import functools
-import json
 import os
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import ROOT, encodings
+from tests.netlog_helpers import fast, mutate_line, non_blank, parse_with, simulate_and_parse
 from wormhunt.sources import asa, fortigate, paloalto
 from wormhunt.sources.base import MemorySink
 from wormhunt.sources.detect import detect_head
@@ -97,13 +97,11 @@ A_URL = (
 )
 
 FIXTURES = [T_TIMEOUT, T_RST, T_FIN, T_DENY, T_RESET_BOTH, T_ISO, A_VULN, A_SPY]
-FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = fast(40)
 
 
 def parse(text: str) -> MemorySink:
-    sink = MemorySink()
-    paloalto.parse_text(text, sink)
-    return sink
+    return parse_with(paloalto.parse_text, text)
 
 
 def sample(folder: str, name: str) -> str:
@@ -291,36 +289,22 @@ def base() -> MemorySink:
     return parse("\n".join(FIXTURES))
 
 
-def _non_blank(text: str) -> int:
-    return sum(1 for line in text.split("\n") if line.strip(" \t\r\x00"))
-
-
 @FAST
 @given(data=st.binary(max_size=3000))
 def test_random_bytes_never_raise(data: bytes) -> None:
     text = decode(data).text
     sink = parse(text)
-    assert sink.records + sink.skipped == _non_blank(text)
+    assert sink.records + sink.skipped == non_blank(text, " \t\r\x00")
 
 
 @FAST
 @given(data=st.data())
 def test_mutated_line_is_a_record_or_a_skip_and_the_rest_survive(data: st.DataObject) -> None:
     lines = list(FIXTURES)
-    target = data.draw(st.integers(0, len(lines) - 1))
-    original = lines[target]
-    cut = data.draw(st.integers(0, len(original)))
-    junk = data.draw(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=20))
-    mode = data.draw(st.sampled_from(["truncate", "insert", "replace"]))
-    mutated = {
-        "truncate": original[:cut],
-        "insert": original[:cut] + junk + original[cut:],
-        "replace": original[:cut] + junk + original[cut + len(junk) :],
-    }[mode]
-    lines[target] = mutated.replace("\n", " ").replace("\r", " ")
+    target = mutate_line(data, lines)
     text = "\n".join(lines)
     sink = parse(text)
-    assert sink.records + sink.skipped == _non_blank(text)
+    assert sink.records + sink.skipped == non_blank(text, " \t\r\x00")
     for kind in ("flows", "net_alerts"):
         keep = [r for r in base().of(kind) if r["line"] != target + 1]
         assert [r for r in sink.of(kind) if r["line"] != target + 1] == keep
@@ -328,16 +312,8 @@ def test_mutated_line_is_a_record_or_a_skip_and_the_rest_survive(data: st.DataOb
 
 def test_simulated_outbreak_round_trip(tmp_path: Path) -> None:
     from wormhunt.analyze.network import signature_spec
-    from wormhunt.simulate import simulate
 
-    simulate(tmp_path, hosts=30, days=1, lines=3000, net_format="paloalto")
-    truth = json.loads((tmp_path / "ground_truth.json").read_text(encoding="utf-8"))
-    sink = MemorySink()
-    for path in sorted((tmp_path / "network").iterdir()):
-        raw = path.read_bytes()
-        found = detect_head(raw[:65536], complete=len(raw) <= 65536)
-        assert found.format is not None and found.format.name == "paloalto", path
-        paloalto.parse_file(path, found.encoding, sink)
+    truth, sink = simulate_and_parse(tmp_path, "paloalto", "paloalto")
     assert sink.skipped == 0
     pz = truth["patient_zero"]["ip"]
     from_pz = [r for r in sink.of("flows") if r["src_ip"] == pz and r["dst_port"] == 445]

@@ -6,10 +6,11 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import assert_same_in_every_encoding
+from tests.netlog_helpers import fast, parse_with
 from wormhunt.sources import FORMATS, pfirewall
 from wormhunt.sources.base import MemorySink
 from wormhunt.sources.detect import detect_head
@@ -56,9 +57,7 @@ XP = f"""#Verson: 1.0
 
 
 def parse(text: str) -> MemorySink:
-    sink = MemorySink()
-    pfirewall.parse_text(text, sink)
-    return sink
+    return parse_with(pfirewall.parse_text, text)
 
 
 def test_win10_fields_with_pid() -> None:
@@ -208,7 +207,7 @@ def test_real_log_is_a_negative_control(shared_data: Path) -> None:
     assert max((len(v) for v in targets.values()), default=0) < 25
 
 
-FAST = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = fast(80)
 GOOD = [line for line in (WIN10 + DOCS).splitlines() if line and not line.startswith("#")]
 
 

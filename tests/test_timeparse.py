@@ -11,6 +11,7 @@ from datetime import date, datetime
 import pytest
 
 from wormhunt.timeparse import (
+    Stamp,
     days_from_civil,
     epoch_scale,
     from_cim,
@@ -18,6 +19,7 @@ from wormhunt.timeparse import (
     iso,
     parse_datetime,
     parse_iso,
+    parse_iso_stamp,
     to_utc,
     tz_offset_minutes,
 )
@@ -243,6 +245,23 @@ def test_parse_iso(text: str, expected: datetime) -> None:
 @pytest.mark.parametrize("text", [None, "", "garbage", "2019-13-07T00:00:00Z"])
 def test_parse_iso_rejects(text: str | None) -> None:
     assert parse_iso(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2020-05-19T18:00:39.016985+0200", Stamp(datetime(2020, 5, 19, 16, 0, 39, 16985), True)),  # Suricata
+        ("2019-03-07T17:06:11Z", Stamp(datetime(2019, 3, 7, 17, 6, 11), True)),
+        ("2019-03-07T17:06:11", Stamp(datetime(2019, 3, 7, 17, 6, 11), False)),  # no zone: device-local
+        ("2018/11/30 16:44:36", Stamp(datetime(2018, 11, 30, 16, 44, 36), False)),  # not ISO: the log reader
+        ("2018/11/30 16:44:36 +08:00", Stamp(datetime(2018, 11, 30, 8, 44, 36), True)),
+        (None, None),
+        ("", None),
+        ("garbage", None),
+    ],
+)
+def test_parse_iso_stamp(text: str | None, expected: Stamp | None) -> None:
+    assert parse_iso_stamp(text) == expected
 
 
 def test_to_utc_and_iso() -> None:

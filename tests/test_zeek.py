@@ -12,10 +12,11 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import ROOT
+from tests.netlog_helpers import fast, parse_with
 from wormhunt.sources import FORMATS, zeek
 from wormhunt.sources.base import MemorySink
 from wormhunt.sources.detect import detect_head
@@ -130,9 +131,7 @@ EVE = (
 
 
 def parse(text: str) -> MemorySink:
-    sink = MemorySink()
-    zeek.parse_text(text, sink)
-    return sink
+    return parse_with(zeek.parse_text, text)
 
 
 def parse_json(text: str) -> MemorySink:
@@ -557,7 +556,7 @@ def test_simulated_zeek_logs_round_trip(tmp_path: Path) -> None:
 
 # --- Properties --------------------------------------------------------------------------
 
-FAST = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = fast(80)
 DOC = CONN + SMB_FILES_NEW + NOTICE + DCE_RPC
 
 

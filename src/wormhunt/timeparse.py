@@ -245,3 +245,17 @@ def parse_log_time(text: str | None) -> Stamp | None:
     if offset is None:
         return None
     return Stamp(to_utc(local, offset), True)
+
+
+def parse_iso_stamp(text: str | None) -> Stamp | None:
+    """ISO-8601 (`2020-05-19T18:00:39.016985+0200`, `...Z`, no zone) -> Stamp, zoned when the text
+    carried a zone; what the fast ISO reader rejects goes through `parse_log_time`."""
+    if not text:
+        return None
+    try:
+        dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return parse_log_time(text)
+    if dt.tzinfo is None:
+        return Stamp(dt, False)
+    return Stamp(dt.astimezone(UTC).replace(tzinfo=None), True)

@@ -46,9 +46,9 @@ from typing import Any
 
 from wormhunt.model import FLOWS, NET_ALERTS
 from wormhunt.sources.base import Format, Sink
-from wormhunt.sources.stream import iter_text_lines
+from wormhunt.sources.netlog import file_lines, proto_number, sniff_hits, text_lines
 from wormhunt.sources.syslog import split_header
-from wormhunt.sources.text import Encoding, iter_lines
+from wormhunt.sources.text import Encoding
 
 VENDOR = "cisco-asa"
 _TAG = re.compile(r"%(ASA|FTD|PIX)-(?:session-)?(\d)-(\d{6}):?\s?")
@@ -85,7 +85,6 @@ _TO_BOX = re.compile(r"^(?P<proto>TCP|UDP|ICMP|SCTP) access denied by ACL from (
 _IPS = re.compile(r"^IPS:(?P<id>\d+) (?P<name>.+?) from (?P<a>\S+) to (?P<b>\S+) on interface")
 _ACL_ENDPOINT = re.compile(r"^(?:.*/)?(?P<addr>[^/()]+)\((?P<port>\d+)\)$")
 
-PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1, "icmp6": 58, "sctp": 132, "gre": 47, "esp": 50, "ah": 51}
 LEVELS = ("emergencies", "alert", "critical", "error", "warning", "notification", "informational", "debugging")
 # Deny messages: pattern, and whether each endpoint is printed with its interface.
 DENIES = {
@@ -109,11 +108,8 @@ ROUTINE = {R_OTHER: 20, R_NOT_ASA: 50}
 
 
 def sniff(head: str) -> float:
-    lines = [line for _, line in iter_lines(head[:65536]) if line.strip()][:50]
-    if not lines:
-        return 0.0
-    hits = sum(1 for line in lines if _SNIFF.search(line))
-    return 0.95 if hits >= max(1, len(lines) // 2) else 0.55 if hits else 0.0
+    hits, lines = sniff_hits(head, _SNIFF)
+    return 0.95 if lines and hits >= max(1, lines // 2) else 0.55 if hits else 0.0
 
 
 def parse_file(path: Path, encoding: Encoding, sink: Sink) -> None:
@@ -124,12 +120,12 @@ def parse_file(path: Path, encoding: Encoding, sink: Sink) -> None:
             reference = datetime.fromtimestamp(path.stat().st_mtime, UTC).replace(tzinfo=None)
         except OSError:
             reference = None
-    _parse(iter_text_lines(path, encoding, getattr(sink, "tap", None)), sink, reference)
+    _parse(file_lines(path, encoding, sink), sink, reference)
 
 
 def parse_text(text: str, sink: Sink) -> None:
     """Same parser over text already in memory."""
-    _parse(((no, -1, line) for no, line in iter_lines(text)), sink, None)
+    _parse(text_lines(text), sink, None)
 
 
 @lru_cache(maxsize=65536)
@@ -178,13 +174,6 @@ def _acl_endpoint(token: str) -> tuple[str | None, int | None, bool]:
         int(m.group("port")) if len(m.group("port")) <= 5 else None,
         ip is None and bool(_NAME.fullmatch(m.group("addr"))),
     )
-
-
-def _proto(word: str) -> int | None:
-    word = word.lower()
-    if word.isascii() and word.isdigit() and len(word) <= 3:
-        return int(word) if int(word) <= 255 else None
-    return PROTOCOLS.get(word)
 
 
 def _teardown_action(reason: str) -> str:
@@ -348,7 +337,7 @@ class _Parser:
             dst, dport, dname = _endpoint(m.group("b"), ifc[1])
         if src is None or dst is None:
             return R_NAME if sname or dname else R_BAD
-        proto = _proto(m.group("proto"))
+        proto = proto_number(m.group("proto"))
         if proto not in (6, 17, 132):
             sport = dport = None  # ICMP's `(type)` is not a port
         row = self.flow(no, offset, host, ts, src_ip=src, src_port=sport, dst_ip=dst, dst_port=dport)
@@ -367,7 +356,7 @@ class _Parser:
         inbound = m.group("dir") == "inbound"  # the foreign side (`for`) started it
         src, sport, dst, dport = (a, aport, b, bport) if inbound else (b, bport, a, aport)
         row = self.flow(no, offset, host, ts, src_ip=src, src_port=sport, dst_ip=dst, dst_port=dport)
-        row.update(proto=_proto(m.group("proto")), action="built")
+        row.update(proto=proto_number(m.group("proto")), action="built")
         key = (host, m.group("id"))
         earlier = self.pending.pop(key, None)
         if earlier is not None:  # a reused id: the earlier connection's Teardown was lost
@@ -400,7 +389,7 @@ class _Parser:
         total = int(m.group("bytes"))
         row = self.flow(no, offset, host, start, src_ip=src, src_port=sport, dst_ip=dst, dst_port=dport)
         row.update(
-            proto=_proto(m.group("proto")),
+            proto=proto_number(m.group("proto")),
             action=_teardown_action(m.group("reason")),
             bytes_out=total,
             bytes_in=0 if total == 0 else None,

@@ -10,17 +10,12 @@ No threat/IPS log form of StoneOS is documented in the reference material, so ot
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from wormhunt.model import FLOWS
 from wormhunt.sources.base import Format, Sink, to_int
-from wormhunt.sources.huawei import choose_time, file_year, proto_number, valid_ip
-from wormhunt.sources.stream import iter_text_lines
+from wormhunt.sources.netlog import BLANK, choose_time, proto_number, record, sniff_hits, syslog_parsers, valid_ip
 from wormhunt.sources.syslog import split_header
-from wormhunt.sources.text import Encoding, iter_lines
 from wormhunt.timeparse import parse_log_time
 
 VENDOR = "hillstone"
@@ -57,23 +52,13 @@ _ESCAPED_END = re.compile(r"(?:\\n)?(?:\\u0000|\\0|\\x00)+$")
 
 
 def sniff(head: str) -> float:
-    lines = [line for _, line in iter_lines(head[:65536]) if line.strip(" \t\x00")][:50]
-    if not lines:
-        return 0.0
-    hits = sum(1 for line in lines if _SNIFF.search(line))
-    return 0.96 if hits >= max(1, len(lines) // 2) else 0.6 if hits >= 2 else 0.0
+    hits, lines = sniff_hits(head, _SNIFF, " \t\x00")
+    return 0.96 if lines and hits >= max(1, lines // 2) else 0.6 if hits >= 2 else 0.0
 
 
-def parse_text(text: str, sink: Sink) -> None:
-    """Parse log text already in memory (no byte offsets)."""
-    year = int(sink.meta.get("default_year") or datetime.now().year)
-    _parse(((no, -1, line) for no, line in iter_lines(text)), sink, year)
-
-
-def parse_file(path: Path, encoding: Encoding, sink: Sink) -> None:
-    """Stream a StoneOS traffic log into `flows`, line by line in bounded memory."""
-    year = int(sink.meta.get("default_year") or file_year(path))
-    _parse(iter_text_lines(path, encoding, tap=getattr(sink, "tap", None)), sink, year)
+def _clean(raw: str) -> str:
+    """The line without blanks and the `\\n\\0` end the device (or Logstash's escaping) leaves."""
+    return _ESCAPED_END.sub("", raw.strip(BLANK)).rstrip()
 
 
 def pairs(text: str) -> dict[str, list[str]]:
@@ -85,16 +70,6 @@ def pairs(text: str) -> dict[str, list[str]]:
         value = text[m.end() : end].strip(" ,.;\t")
         out.setdefault(m.group(1), []).append(value)
     return out
-
-
-def _parse(lines: Iterable[tuple[int, int, str]], sink: Sink, year: int) -> None:
-    for no, offset, raw in lines:
-        line = _ESCAPED_END.sub("", raw.strip(" \t\r\n\x00\u3000")).rstrip()
-        if not line:
-            continue
-        reason = _line(no, offset, line, sink, year)
-        if reason:
-            sink.skip(no, reason, line)
 
 
 def _line(no: int, offset: int, line: str, sink: Sink, year: int) -> str | None:
@@ -132,25 +107,24 @@ def _line(no: int, offset: int, line: str, sink: Sink, year: int) -> str | None:
         action = "deny"
     else:
         action = end_action(one("session end"), rcv_pkts)
-    row: dict[str, Any] = {
-        "evidence_id": None,
-        "line": no,
-        "host": host,
-        "offset": offset if offset >= 0 else None,
-        "ts": ts,
-        "src_ip": src,
-        "src_port": to_int(e.group("sp"), 65535),
-        "dst_ip": dst,
-        "dst_port": to_int(e.group("dp"), 65535),
-        "proto": proto_number(e.group("proto")),
-        "action": action,
-        "service": one("application"),
-        "bytes_out": to_int(one("send bytes"), 2**62),
-        "bytes_in": to_int(one("receive bytes"), 2**62),
-        "pkts_in": rcv_pkts,
-        "duration": duration,
-        "vendor": VENDOR,
-    }
+    row: dict[str, Any] = record(
+        no,
+        offset,
+        host,
+        ts,
+        src_ip=src,
+        src_port=to_int(e.group("sp"), 65535),
+        dst_ip=dst,
+        dst_port=to_int(e.group("dp"), 65535),
+        proto=proto_number(e.group("proto")),
+        action=action,
+        service=one("application"),
+        bytes_out=to_int(one("send bytes"), 2**62),
+        bytes_in=to_int(one("receive bytes"), 2**62),
+        pkts_in=rcv_pkts,
+        duration=duration,
+        vendor=VENDOR,
+    )
     sink.row(FLOWS, row)
     return None
 
@@ -167,6 +141,8 @@ def end_action(reason: str | None, rcv_pkts: int | None) -> str:
         return "timeout"
     return "close"
 
+
+parse_text, parse_file = syslog_parsers(_line, _clean)
 
 FORMATS: tuple[Format, ...] = (
     Format(

@@ -9,18 +9,14 @@ and `Vsys`), so keys are compared lower-case and looked up through alias lists.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterable
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from wormhunt.model import FLOWS, NET_ALERTS
 from wormhunt.sources.base import Format, Sink, to_int
-from wormhunt.sources.stream import iter_text_lines
+from wormhunt.sources.netlog import choose_time, proto_number, record, sniff_hits, syslog_parsers, valid_ip
 from wormhunt.sources.syslog import split_header
-from wormhunt.sources.text import Encoding, iter_lines
 from wormhunt.timeparse import Stamp, from_epoch, parse_log_time
 
 VENDOR = "huawei"
@@ -40,56 +36,13 @@ _SRC_IP = ("sourceip", "srcip", "source-ip", "srcipaddr")
 _DST_IP = ("destinationip", "dstip", "destination-ip", "dstipaddr")
 _SRC_PORT = ("sourceport", "srcport", "source-port")
 _DST_PORT = ("destinationport", "dstport", "destination-port")
-PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "gre": 47, "esp": 50, "ah": 51, "sctp": 132}
 # Huawei Action words in IPS logs -> the project's alert actions (Alert: detected, traffic passed).
 _ALERT_ACTIONS = {"block": "deny", "deny": "deny", "drop": "deny", "reset": "deny", "alert": "allow", "permit": "allow"}
 
 
 def sniff(head: str) -> float:
-    lines = [line for _, line in iter_lines(head[:65536]) if line.strip()][:50]
-    if not lines:
-        return 0.0
-    hits = sum(1 for line in lines if _SNIFF.search(line))
-    return 0.96 if hits >= max(1, len(lines) // 2) else 0.6 if hits >= 2 else 0.0
-
-
-def parse_text(text: str, sink: Sink) -> None:
-    """Parse log text already in memory (no byte offsets)."""
-    year = int(sink.meta.get("default_year") or datetime.now().year)
-    _parse(((no, -1, line) for no, line in iter_lines(text)), sink, year)
-
-
-def parse_file(path: Path, encoding: Encoding, sink: Sink) -> None:
-    """Stream a Huawei USG log into `flows` and `net_alerts`, line by line in bounded memory."""
-    year = int(sink.meta.get("default_year") or file_year(path))
-    _parse(iter_text_lines(path, encoding, tap=getattr(sink, "tap", None)), sink, year)
-
-
-def file_year(path: Path) -> int:
-    """Year for syslog stamps printed without one: the file's modification year."""
-    try:
-        return datetime.fromtimestamp(path.stat().st_mtime).year
-    except (OSError, ValueError, OverflowError):
-        return datetime.now().year
-
-
-def proto_number(text: str | None) -> int | None:
-    """`tcp`/`UDP`/`6` -> IP protocol number."""
-    if not text:
-        return None
-    text = text.strip().strip('"').lower()
-    return PROTOCOLS.get(text, to_int(text, 255))
-
-
-def valid_ip(text: str | None) -> str | None:
-    if not text:
-        return None
-    text = text.strip().strip('"')
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    return text
+    hits, lines = sniff_hits(head, _SNIFF)
+    return 0.96 if lines and hits >= max(1, lines // 2) else 0.6 if hits >= 2 else 0.0
 
 
 def parse_kv(body: str) -> dict[str, str]:
@@ -151,30 +104,6 @@ def _headers(prefix: str, year: int) -> tuple[list[Stamp], str | None]:
     return stamps, host
 
 
-def choose_time(candidates: list[Stamp | None], sink: Sink) -> datetime | None:
-    """The first zoned time among the candidates (payload first, then device header, then relay header); if none
-    has a zone, the first there is, and the file is marked as holding device-local times."""
-    present = [c for c in candidates if c is not None]
-    if not present:
-        return None
-    pick = next((c for c in present if c.zoned), present[0])
-    if not pick.zoned:
-        sink.meta["local_time"] = True
-    if not pick.year_known:
-        sink.meta["year_guessed"] = True
-    return pick.value
-
-
-def _parse(lines: Iterable[tuple[int, int, str]], sink: Sink, year: int) -> None:
-    for no, offset, raw in lines:
-        line = raw.strip(" \t\r\n\x00\u3000")
-        if not line:
-            continue
-        reason = _line(no, offset, line, sink, year)
-        if reason:
-            sink.skip(no, reason, line)
-
-
 def _line(no: int, offset: int, line: str, sink: Sink, year: int) -> str | None:
     """Emit the record of one line; returns the reason when the line is not used."""
     m = _TAG.search(line)
@@ -200,19 +129,18 @@ def _line(no: int, offset: int, line: str, sink: Sink, year: int) -> str | None:
     ts = choose_time([when, *stamps], sink)
     if ts is None:
         return "no readable date/time"
-    common: dict[str, Any] = {
-        "evidence_id": None,
-        "line": no,
-        "host": host,
-        "offset": offset if offset >= 0 else None,
-        "ts": ts,
-        "src_ip": src,
-        "src_port": to_int(_first(kv, _SRC_PORT), 65535),
-        "dst_ip": dst,
-        "dst_port": to_int(_first(kv, _DST_PORT), 65535),
-        "proto": proto_number(kv.get("protocol")),
-        "vendor": VENDOR,
-    }
+    common: dict[str, Any] = record(
+        no,
+        offset,
+        host,
+        ts,
+        src_ip=src,
+        src_port=to_int(_first(kv, _SRC_PORT), 65535),
+        dst_ip=dst,
+        dst_port=to_int(_first(kv, _DST_PORT), 65535),
+        proto=proto_number(kv.get("protocol")),
+        vendor=VENDOR,
+    )
     if is_ips:
         name = kv.get("signname") or kv.get("threatname") or kv.get("attackname")
         if not name:
@@ -261,6 +189,8 @@ def close_action(reason: str | None, rcv_pkts: int | None) -> str:
         return "timeout"
     return "close"
 
+
+parse_text, parse_file = syslog_parsers(_line)
 
 FORMATS: tuple[Format, ...] = (
     Format(

@@ -21,9 +21,8 @@ Python, with the parse of each distinct header cached.
 
 from __future__ import annotations
 
-import ipaddress
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +32,11 @@ from numba import njit, prange
 
 from wormhunt.model import FLOWS
 from wormhunt.sources import kvscan
-from wormhunt.sources.base import MAX_SKIP_EXAMPLES, Format, Sink
-from wormhunt.sources.nfdump import proto_number
+from wormhunt.sources.base import Format, Sink
+from wormhunt.sources.netlog import file_year, proto_column, record_table, short_ip, skip_lines, sniff_hits
 from wormhunt.sources.stream import iter_blocks, lines_block
 from wormhunt.sources.syslog import split_header
-from wormhunt.sources.text import Encoding, decode_value, iter_lines
+from wormhunt.sources.text import Encoding, decode_value
 
 KEYS = kvscan.KeySet.of(["IN", "OUT", "SRC", "DST", "LEN", "PROTO", "SPT", "DPT"])
 _K = {k: KEYS.index(k) for k in KEYS.keys}
@@ -50,11 +49,8 @@ _CACHE_MAX = 200_000
 
 
 def sniff(head: str) -> float:
-    lines = [line for _, line in iter_lines(head[:65536]) if line.strip()][:50]
-    if not lines:
-        return 0.0
-    hits = sum(1 for line in lines if _SNIFF.search(line))
-    return 0.96 if hits >= max(1, len(lines) // 2) else 0.6 if hits >= 3 else 0.0
+    hits, lines = sniff_hits(head, _SNIFF)
+    return 0.96 if lines and hits >= max(1, lines // 2) else 0.6 if hits >= 3 else 0.0
 
 
 def action_of(prefix: str) -> str:
@@ -134,31 +130,12 @@ def _compress_v6(arr: pa.Array) -> pa.Array:
     if not pc.any(long).as_py():
         return arr
     d = arr.dictionary_encode()
-
-    def short(v: str) -> str:
-        try:
-            return ipaddress.ip_address(v).compressed if ":" in v else v
-        except ValueError:
-            return v
-
-    return pa.array([short(v) for v in d.dictionary.to_pylist()], pa.string()).take(d.indices)
-
-
-def _year(sink: Sink, path: Path | None) -> int:
-    year = sink.meta.get("default_year")
-    if isinstance(year, int):
-        return year
-    if path is not None:
-        try:
-            return datetime.fromtimestamp(path.stat().st_mtime, UTC).year
-        except OSError:
-            pass
-    return datetime.now(UTC).year
+    return pa.array([short_ip(v) for v in d.dictionary.to_pylist()], pa.string()).take(d.indices)
 
 
 def parse_file(path: Path, encoding: Encoding, sink: Sink) -> None:
     """Stream a syslog/journal file with netfilter LOG lines into `flows` (other lines are skipped)."""
-    header = _Header(_year(sink, path))
+    header = _Header(file_year(sink, path))
     for block in iter_blocks(path, encoding, tap=getattr(sink, "tap", None)):
         _parse_block(block.data, block.starts, block.ends, block.base_offset, block.base_line, sink, header)
 
@@ -167,7 +144,7 @@ def parse_text(text: str, sink: Sink) -> None:
     """Same parser over text already in memory (small files, tests)."""
     text = text[1:] if text.startswith("\ufeff") else text
     block = lines_block(np.frombuffer(text.encode("utf-8", "surrogatepass"), np.uint8))
-    _parse_block(block.data, block.starts, block.ends, -1, 1, sink, _Header(_year(sink, None)))
+    _parse_block(block.data, block.starts, block.ends, -1, 1, sink, _Header(file_year(sink)))
 
 
 def _parse_block(data, starts, ends, base_offset: int, base_line: int, sink: Sink, header: _Header) -> None:
@@ -212,14 +189,7 @@ def _parse_block(data, starts, ends, base_offset: int, base_line: int, sink: Sin
     reason[~found & ~blank] = 1
     reason[found & ~has_ip] = 2
     reason[found & has_ip & ~ts_ok] = 3
-    bad = np.flatnonzero(reason)
-    if len(bad):
-        room = max(0, MAX_SKIP_EXAMPLES - len(sink.skips))
-        for j in bad[:room]:
-            text = decode_value(bytes(data[int(starts[j]) : min(int(ends[j]), int(starts[j]) + 300)])).rstrip("\r")
-            sink.skip(base_line + int(j), REASONS[reason[j]], text)
-        for code, count in zip(*np.unique(reason[bad[room:]], return_counts=True), strict=True):
-            sink.skip_counts[REASONS[code]] += int(count)
+    skip_lines(data, starts, ends, np.arange(n) + base_line, reason, REASONS, sink)
 
     ok_in_cand = ts_ok[cand]
     rows = cand[ok_in_cand]
@@ -235,22 +205,13 @@ def _parse_block(data, starts, ends, base_offset: int, base_line: int, sink: Sin
     def i(key: str, dtype: type = np.int64) -> pa.Array:
         return kvscan.int_column(data, vs, vl, _K[key], dtype).take(take)
 
-    proto_text = s("PROTO")
-    d = proto_text.dictionary_encode()
-    numbers = pa.array([proto_number(v) for v in d.dictionary.to_pylist()], pa.int32())
-    proto = numbers.take(d.indices) if len(d.dictionary) else pa.nulls(len(rows), pa.int32())
     m = len(rows)
     cols = {
-        "evidence_id": pa.nulls(m, pa.int32()),
-        "line": pa.array(rows.astype(np.int64) + base_line),
-        "host": pa.array(hosts, pa.string()).take(keep),
-        "offset": pa.array(starts[rows] + base_offset) if base_offset >= 0 else pa.nulls(m, pa.int64()),
-        "ts": pa.array(ts[rows]).cast(pa.timestamp("us")),
         "src_ip": _compress_v6(s("SRC")),
         "src_port": i("SPT", np.int32),
         "dst_ip": _compress_v6(s("DST")),
         "dst_port": i("DPT", np.int32),
-        "proto": proto,
+        "proto": proto_column(data, vs, vl, _K["PROTO"]).take(take),
         "action": pa.array(actions, pa.string()).take(keep),
         "service": pa.nulls(m, pa.string()),
         "bytes_out": i("LEN"),
@@ -259,7 +220,9 @@ def _parse_block(data, starts, ends, base_offset: int, base_line: int, sink: Sin
         "duration": pa.nulls(m, pa.int64()),
         "vendor": kvscan.constant_column("iptables", m),
     }
-    sink.batch(FLOWS, pa.table([cols[c] for c in FLOWS.names], schema=FLOWS.arrow_schema))
+    host = pa.array(hosts, pa.string()).take(keep)
+    offsets = starts[rows] + base_offset if base_offset >= 0 else None
+    sink.batch(FLOWS, record_table(FLOWS, rows + base_line, offsets, host, ts[rows], cols))
     if (~zoned[rows]).any():
         sink.meta["local_time"] = True
     if guessed:

@@ -39,7 +39,8 @@ from numba import njit, prange
 
 from wormhunt.model import FLOWS
 from wormhunt.sources import kvscan
-from wormhunt.sources.base import MAX_SKIP_EXAMPLES, Format, Sink
+from wormhunt.sources.base import Format, Sink
+from wormhunt.sources.netlog import ip_like, proto_column, record_table, skip_lines
 from wormhunt.sources.stream import iter_blocks, lines_block
 from wormhunt.sources.text import Encoding, decode_value, iter_lines
 
@@ -117,47 +118,7 @@ _KNOWN = (
 # Statistics mode (-s) tables share some names but describe no single flow.
 _STAT_NAMES = {"val", "flp", "ipktp", "ibytp", "ipps", "ipbs", "ibpp"}
 
-PROTOCOLS = {
-    "ICMP": 1,
-    "IGMP": 2,
-    "GGP": 3,
-    "IPIP": 4,
-    "ST": 5,
-    "TCP": 6,
-    "EGP": 8,
-    "IGP": 9,
-    "UDP": 17,
-    "IPV6": 41,
-    "IPV6-ROUTE": 43,
-    "IPV6-FRAG": 44,
-    "RSVP": 46,
-    "GRE": 47,
-    "ESP": 50,
-    "AH": 51,
-    "ICMP6": 58,
-    "ICMPV6": 58,
-    "IPV6-ICMP": 58,
-    "IPV6-NONXT": 59,
-    "IPV6-OPTS": 60,
-    "EIGRP": 88,
-    "OSPF": 89,
-    "PIM": 103,
-    "VRRP": 112,
-    "L2TP": 115,
-    "SCTP": 132,
-}
-
 SPACE, TAB, CR = 32, 9, 13
-
-
-def proto_number(text: str | None) -> int | None:
-    """`TCP`, `tcp  `, `6`, `ICMP6` -> IP protocol number; None when unknown."""
-    if text is None:
-        return None
-    t = text.strip().upper()
-    if t.isascii() and t.isdigit() and len(t) <= 3:
-        return int(t) if int(t) <= 255 else None
-    return PROTOCOLS.get(t)
 
 
 def header_names(line: str) -> tuple[str, ...] | None:
@@ -228,25 +189,6 @@ def _classify(data, starts, ends, out):  # pragma: no cover - compiled
                 cls = 2
                 break
         out[i] = cls
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def _address(data, vs, vl, f, out):  # pragma: no cover - compiled
-    """Field f looks like an IPv4/IPv6 address (hex digits, dots and colons, one of the latter)."""
-    for i in prange(vs.shape[1]):
-        ln = vl[f, i]
-        ok = 2 <= ln <= 45
-        sep = False
-        if ok:
-            s = vs[f, i]
-            for t in range(ln):
-                c = data[s + t]
-                if c == 46 or c == 58:
-                    sep = True
-                elif not ((48 <= c <= 57) or (97 <= c <= 102) or (65 <= c <= 70)):
-                    ok = False
-                    break
-        out[i] = ok and sep
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -484,14 +426,7 @@ def _parse_rows(data, starts, ends, sel: np.ndarray, names, base_offset: int, ba
         rows = np.flatnonzero(ok)
         if len(rows):
             _emit(data, st, en, sel, rows, vs, vl, names, reason, base_offset, base_line, sink)
-    bad = np.flatnonzero(reason)
-    if len(bad):
-        room = max(0, MAX_SKIP_EXAMPLES - len(sink.skips))
-        for j in bad[:room]:
-            text = decode_value(bytes(data[int(st[j]) : min(int(en[j]), int(st[j]) + 300)])).rstrip("\r")
-            sink.skip(base_line + int(sel[j]), REASONS[reason[j]], text)
-        for code, count in zip(*np.unique(reason[bad[room:]], return_counts=True), strict=True):
-            sink.skip_counts[REASONS[code]] += int(count)
+    skip_lines(data, st, en, sel + base_line, reason, REASONS, sink)
 
 
 def _emit(data, st, en, sel, rows, vs_all, vl_all, names, reason, base_offset, base_line, sink: Sink) -> None:
@@ -507,12 +442,8 @@ def _emit(data, st, en, sel, rows, vs_all, vl_all, names, reason, base_offset, b
     def f(role: str) -> int:
         return col.get(role, -1)
 
-    ok_src = np.zeros(m, np.bool_)
-    ok_dst = np.zeros(m, np.bool_)
-    if f("src") >= 0:
-        _address(data, vs, vl, f("src"), ok_src)
-    if f("dst") >= 0:
-        _address(data, vs, vl, f("dst"), ok_dst)
+    ok_src = ip_like(data, vs, vl, f("src"))
+    ok_dst = ip_like(data, vs, vl, f("dst"))
 
     def when(role: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if f(role) < 0:
@@ -561,21 +492,13 @@ def _emit(data, st, en, sel, rows, vs_all, vl_all, names, reason, base_offset, b
     dur = np.where(span_ok, (t1 - t0)[keep] // 1_000_000, dur)
     dur_ok |= span_ok
 
-    proto_text = strings("proto")
-    d = proto_text.dictionary_encode()
-    numbers = pa.array([proto_number(v) for v in d.dictionary.to_pylist()], pa.int32())
-    proto = numbers.take(d.indices) if len(d.dictionary) else pa.nulls(len(keep), pa.int32())
+    proto = sub(proto_column(data, vs, vl, f("proto")))
 
     router = strings("router")
     host = pc.if_else(pc.equal(router, "0.0.0.0"), pa.scalar(None, pa.string()), router)
 
     line_idx = sel[rows[keep]]
     cols = {
-        "evidence_id": pa.nulls(len(keep), pa.int32()),
-        "line": pa.array(line_idx.astype(np.int64) + base_line),
-        "host": host,
-        "offset": pa.array(st[rows[keep]] + base_offset) if base_offset >= 0 else pa.nulls(len(keep), pa.int64()),
-        "ts": pa.array(ts[keep]).cast(pa.timestamp("us")),
         "src_ip": strings("src"),
         "src_port": pa.array(sport.astype(np.int32), mask=~sport_ok),
         "dst_ip": strings("dst"),
@@ -589,7 +512,8 @@ def _emit(data, st, en, sel, rows, vs_all, vl_all, names, reason, base_offset, b
         "duration": pa.array(dur, mask=~dur_ok),
         "vendor": kvscan.constant_column("nfdump", len(keep)),
     }
-    sink.batch(FLOWS, pa.table([cols[c] for c in FLOWS.names], schema=FLOWS.arrow_schema))
+    offsets = st[rows[keep]] + base_offset if base_offset >= 0 else None
+    sink.batch(FLOWS, record_table(FLOWS, line_idx + base_line, offsets, host, ts[keep], cols))
     if (~zoned[keep]).any():
         sink.meta["local_time"] = True  # printed times are the nfdump host's local time
 

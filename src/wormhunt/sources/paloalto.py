@@ -42,8 +42,9 @@ from numba import njit, prange
 from wormhunt.model import FLOWS, NET_ALERTS
 from wormhunt.sources import kvscan
 from wormhunt.sources.base import MAX_SKIP_EXAMPLES, Format, Sink
+from wormhunt.sources.netlog import ip_like, proto_column, record_table, sniff_hits
 from wormhunt.sources.stream import iter_blocks, lines_block
-from wormhunt.sources.text import Encoding, decode_value, iter_lines
+from wormhunt.sources.text import Encoding, decode_value
 
 # Field positions (0-based) in the PAN-OS 9.1 syslog field order.
 F_RECEIVE, F_SERIAL, F_TYPE, F_SUBTYPE, F_GENERATED = 1, 2, 3, 4, 6
@@ -62,7 +63,6 @@ ALERT_SUBTYPES = ("vulnerability", "spyware", "virus", "wildfire-virus", "ml-vir
 TYPES = ("TRAFFIC", "THREAT")
 SUBTYPES = ("start", "drop", "deny", *ALERT_SUBTYPES)
 END_REASONS = ("aged-out", "tcp-rst-from-client", "tcp-rst-from-server")
-PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1, "ipv6-icmp": 58, "sctp": 132, "gre": 47, "esp": 50}
 
 _SNIFF = re.compile(
     r"(?:^|[\s>])\d+,\d{4}[/-]\d\d[/-]\d\d[ T]\d\d:\d\d:\d\d[^,]{0,16},\w*,"
@@ -73,11 +73,8 @@ _SNIFF = re.compile(
 
 
 def sniff(head: str) -> float:
-    lines = [line for _, line in iter_lines(head[:65536]) if line.strip()][:50]
-    if not lines:
-        return 0.0
-    hits = sum(1 for line in lines if _SNIFF.search(line))
-    return 0.96 if hits >= max(1, len(lines) // 2) else 0.55 if hits else 0.0
+    hits, lines = sniff_hits(head, _SNIFF)
+    return 0.96 if lines and hits >= max(1, lines // 2) else 0.55 if hits else 0.0
 
 
 def parse_file(path: Path, encoding: Encoding, sink: Sink) -> None:
@@ -214,26 +211,6 @@ def _threat_name(data, vs, vl, f, ns, nl, is_, il):  # pragma: no cover - compil
             nl[i] = name_end - s
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def _ip_like(data, vs, vl, f, out):  # pragma: no cover - compiled
-    """Field f looks like an IPv4/IPv6 address (hex digits, dots, colons; a dot or a colon)."""
-    n = vs.shape[1]
-    for i in prange(n):
-        ln = vl[f, i]
-        ok = 2 <= ln <= 45
-        sep = False
-        if ok:
-            s = vs[f, i]
-            for t in range(ln):
-                c = data[s + t]
-                if c == 46 or c == 58:
-                    sep = True
-                elif not (48 <= c <= 57 or 97 <= c <= 102 or 65 <= c <= 70):
-                    ok = False
-                    break
-        out[i] = ok and sep
-
-
 def _text(data: np.ndarray, start: int, end: int) -> str:
     return decode_value(bytes(data[start : min(end, start + 300)]))
 
@@ -270,11 +247,6 @@ def _parse_block(data, starts, ends, base_offset: int, base_line: int, sink: Sin
         _classify(data, vs, vl, f, *_words(words), out)
         return out
 
-    def ip_ok(f: int) -> np.ndarray:
-        out = np.empty(n, np.bool_)
-        _ip_like(data, vs, vl, f, out)
-        return out
-
     blank = np.empty(n, np.bool_)
     _blank(data, starts, ends, blank)
     kind = word(F_TYPE, TYPES)
@@ -293,7 +265,7 @@ def _parse_block(data, starts, ends, base_offset: int, base_line: int, sink: Sin
     zoned = np.where(use_start, st_z, np.where(use_gen, gt_z, rt_z))
 
     long_enough = np.where(is_traffic, nf >= MIN_TRAFFIC, nf >= MIN_THREAT)
-    has_ip = ip_ok(F_SRC) & ip_ok(F_DST)
+    has_ip = ip_like(data, vs, vl, F_SRC) & ip_like(data, vs, vl, F_DST)
     wanted = (is_traffic & ~start_log) | (is_threat & alert_sub)
     ok = wanted & long_enough & has_ip & ts_ok
     flow_ok = ok & is_traffic
@@ -331,24 +303,13 @@ def _parse_block(data, starts, ends, base_offset: int, base_line: int, sink: Sin
     def i(f: int, dtype: type = np.int64) -> pa.Array:
         return kvscan.int_column(data, vs, vl, f, dtype)
 
-    # Protocol names to IP protocol numbers; a number (some exports) is kept.
-    pnum, pvalid = np.empty(n, np.int64), np.empty(n, np.bool_)
-    kvscan.to_int(data, vs, vl, F_PROTO, pnum, pvalid)
-    pnum = np.where(pvalid & (pnum <= 255), pnum, -1)
-    named = word(F_PROTO, tuple(PROTOCOLS))
-    pnum = np.where(named >= 0, np.array(list(PROTOCOLS.values()))[named], pnum)
-    proto = pa.array(pnum.astype(np.int32), mask=pnum < 0)
+    proto = proto_column(data, vs, vl, F_PROTO)  # names, or a number (some exports)
 
     def table(kind, keep: np.ndarray, extra: dict[str, pa.Array]) -> pa.Table:
         rows = np.flatnonzero(keep)
         whole = len(rows) == n
         sub = (lambda a: a) if whole else (lambda a: a.take(pa.array(rows)))
         cols = {
-            "evidence_id": pa.nulls(len(rows), pa.int32()),
-            "line": pa.array(rows.astype(np.int64) + base_line),
-            "host": sub(host_col),
-            "offset": pa.array(starts[rows] + base_offset) if base_offset >= 0 else pa.nulls(len(rows), pa.int64()),
-            "ts": pa.array(ts[rows]).cast(pa.timestamp("us")),
             "src_ip": sub(s(F_SRC)),
             "src_port": sub(i(F_SPORT, np.int32)),
             "dst_ip": sub(s(F_DST)),
@@ -357,7 +318,8 @@ def _parse_block(data, starts, ends, base_offset: int, base_line: int, sink: Sin
             "vendor": kvscan.constant_column("paloalto", len(rows)),
         }
         cols.update({k: sub(v) for k, v in extra.items()})
-        return pa.table([cols[c] for c in kind.names], schema=kind.arrow_schema)
+        offsets = starts[rows] + base_offset if base_offset >= 0 else None
+        return record_table(kind, rows + base_line, offsets, sub(host_col), ts[rows], cols)
 
     action = pc.utf8_lower(s(F_ACTION))
     if flow_ok.any():

@@ -28,9 +28,9 @@ from pathlib import Path
 
 from wormhunt.model import FLOWS
 from wormhunt.sources.base import Format, Sink, to_int
-from wormhunt.sources.stream import iter_text_lines
-from wormhunt.sources.suricata import proto_number
+from wormhunt.sources.netlog import file_lines, proto_number, record, short_ip, text_lines
 from wormhunt.sources.text import Encoding, iter_lines
+from wormhunt.timeparse import parse_log_time
 
 VENDOR = "windows-firewall"
 DEFAULT_FIELDS = [
@@ -62,8 +62,8 @@ _SOFTWARE = re.compile(r"^#Software:\s*Microsoft (?:Windows Firewall|Internet Co
 _LINE = re.compile(
     r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} (?:ALLOW|DROP|INFO-EVENTS-LOST|OPEN|OPEN-INBOUND|CLOSE) \S+ \S+ \S+ ",
 )
-_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
-_TIME = re.compile(r"^(\d{2}):(\d{2}):(\d{2})$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TIME = re.compile(r"^\d{2}:\d{2}:[0-5]\d$")
 
 
 def sniff(head: str) -> float:
@@ -82,21 +82,12 @@ def sniff(head: str) -> float:
 
 def parse_file(path: Path, encoding: Encoding, sink: Sink) -> None:
     """Stream a firewall log line by line (bounded memory)."""
-    _parse(iter_text_lines(path, encoding, tap=getattr(sink, "tap", None)), sink)
+    _parse(file_lines(path, encoding, sink), sink)
 
 
 def parse_text(text: str, sink: Sink) -> None:
     """Same parser over text already in memory (small files, tests)."""
-    _parse(((n, -1, line) for n, line in iter_lines(text)), sink)
-
-
-def _ip(text: str) -> str:
-    if ":" in text:  # one spelling of an IPv6 address, so sources join
-        try:
-            return ipaddress.ip_address(text).compressed
-        except ValueError:
-            return text
-    return text
+    _parse(text_lines(text), sink)
 
 
 def _unicast(ip: str) -> bool:
@@ -111,13 +102,11 @@ def _unicast(ip: str) -> bool:
 
 
 def _when(date: str, clock: str) -> datetime | None:
-    d, t = _DATE.match(date), _TIME.match(clock)
-    if not d or not t:
+    """`2019-03-05` and `13:45:07` (local unless the header said UTC; the caller records which)."""
+    if not (_DATE.match(date) and _TIME.match(clock)):
         return None
-    try:
-        return datetime(*(int(x) for x in d.groups()), *(int(x) for x in t.groups()))  # type: ignore[misc]
-    except ValueError:
-        return None
+    stamp = parse_log_time(f"{date} {clock}")
+    return stamp.value if stamp else None
 
 
 def _parse(lines: Iterable[tuple[int, int, str]], sink: Sink) -> None:
@@ -167,7 +156,7 @@ def _parse(lines: Iterable[tuple[int, int, str]], sink: Sink) -> None:
         if not src or not dst:
             sink.skip(n, "no src-ip/dst-ip", raw)
             continue
-        src, dst = _ip(src), _ip(dst)
+        src, dst = short_ip(src), short_ip(dst)
         path = (get("path") or "").upper()
         local = src if path == "SEND" else dst if path == "RECEIVE" else None
         if local and len(local_ips) < MAX_LOCAL_IPS and local not in local_ips and _unicast(local):
@@ -175,25 +164,24 @@ def _parse(lines: Iterable[tuple[int, int, str]], sink: Sink) -> None:
         local_used |= not utc
         sink.row(
             FLOWS,
-            {
-                "evidence_id": None,
-                "line": n,
-                "host": None,
-                "offset": off if off >= 0 else None,
-                "ts": ts,
-                "src_ip": src,
-                "src_port": to_int(get("src-port"), 65535),
-                "dst_ip": dst,
-                "dst_port": to_int(get("dst-port"), 65535),
-                "proto": proto_number(get("protocol")),
-                "action": action,
-                "service": None,
-                "bytes_out": to_int(get("size"), 2**63 - 1),
-                "bytes_in": None,
-                "pkts_in": None,
-                "duration": None,
-                "vendor": VENDOR,
-            },
+            record(
+                n,
+                off,
+                None,
+                ts,
+                src_ip=src,
+                src_port=to_int(get("src-port"), 65535),
+                dst_ip=dst,
+                dst_port=to_int(get("dst-port"), 65535),
+                proto=proto_number(get("protocol")),
+                action=action,
+                service=None,
+                bytes_out=to_int(get("size"), 2**63 - 1),
+                bytes_in=None,
+                pkts_in=None,
+                duration=None,
+                vendor=VENDOR,
+            ),
         )
     if local_used:
         sink.meta["local_time"] = True

@@ -11,17 +11,12 @@ JSON events are counted as skipped: their field names are not documented in the 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from wormhunt.model import FLOWS, NET_ALERTS
 from wormhunt.sources.base import Format, Sink, to_int
-from wormhunt.sources.huawei import choose_time, file_year, proto_number, valid_ip
-from wormhunt.sources.stream import iter_text_lines
+from wormhunt.sources.netlog import choose_time, proto_number, record, sniff_hits, syslog_parsers, valid_ip
 from wormhunt.sources.syslog import split_header
-from wormhunt.sources.text import Encoding, iter_lines
 
 VENDOR = "sangfor"
 _MARK = re.compile(r"(?:(?<=\s)|^)fwlog:\s*")
@@ -55,23 +50,8 @@ _ATTACK_KEYS = ("漏洞名称", "攻击类型", "威胁名称", "病毒名称")
 
 
 def sniff(head: str) -> float:
-    lines = [line for _, line in iter_lines(head[:65536]) if line.strip()][:50]
-    if not lines:
-        return 0.0
-    hits = sum(1 for line in lines if _SNIFF.search(line))
-    return 0.96 if hits >= max(1, len(lines) // 2) else 0.6 if hits >= 2 else 0.0
-
-
-def parse_text(text: str, sink: Sink) -> None:
-    """Parse log text already in memory (no byte offsets)."""
-    year = int(sink.meta.get("default_year") or datetime.now().year)
-    _parse(((no, -1, line) for no, line in iter_lines(text)), sink, year)
-
-
-def parse_file(path: Path, encoding: Encoding, sink: Sink) -> None:
-    """Stream a Sangfor fwlog file into `flows` and `net_alerts`, line by line in bounded memory."""
-    year = int(sink.meta.get("default_year") or file_year(path))
-    _parse(iter_text_lines(path, encoding, tap=getattr(sink, "tap", None)), sink, year)
+    hits, lines = sniff_hits(head, _SNIFF)
+    return 0.96 if lines and hits >= max(1, lines // 2) else 0.6 if hits >= 2 else 0.0
 
 
 def pairs(payload: str) -> dict[str, str]:
@@ -83,16 +63,6 @@ def pairs(payload: str) -> dict[str, str]:
         if sep and key and key not in out:
             out[key] = value.strip()
     return out
-
-
-def _parse(lines: Iterable[tuple[int, int, str]], sink: Sink, year: int) -> None:
-    for no, offset, raw in lines:
-        line = raw.strip(" \t\r\n\x00\u3000")
-        if not line:
-            continue
-        reason = _line(no, offset, line, sink, year)
-        if reason:
-            sink.skip(no, reason, line)
 
 
 def _line(no: int, offset: int, line: str, sink: Sink, year: int) -> str | None:
@@ -113,20 +83,19 @@ def _line(no: int, offset: int, line: str, sink: Sink, year: int) -> str | None:
     if ts is None:
         return "no readable date/time"
     raw_action = kv.get("动作") or kv.get("系统动作")
-    common: dict[str, Any] = {
-        "evidence_id": None,
-        "line": no,
-        "host": h.host or (h.rest.strip() or None),
-        "offset": offset if offset >= 0 else None,
-        "ts": ts,
-        "src_ip": src,
-        "src_port": to_int(kv.get("源端口"), 65535),
-        "dst_ip": dst,
-        "dst_port": to_int(kv.get("目的端口"), 65535),
-        "proto": proto_number(kv.get("协议")),
-        "action": ACTIONS.get(raw_action, raw_action.lower()) if raw_action else None,
-        "vendor": VENDOR,
-    }
+    common: dict[str, Any] = record(
+        no,
+        offset,
+        h.host or (h.rest.strip() or None),
+        ts,
+        src_ip=src,
+        src_port=to_int(kv.get("源端口"), 65535),
+        dst_ip=dst,
+        dst_port=to_int(kv.get("目的端口"), 65535),
+        proto=proto_number(kv.get("协议")),
+        action=ACTIONS.get(raw_action, raw_action.lower()) if raw_action else None,
+        vendor=VENDOR,
+    )
     attack = next((kv[k] for k in _ATTACK_KEYS if kv.get(k)), None)
     if attack is not None:
         severity = kv.get("严重等级") or kv.get("严重级别")
@@ -160,6 +129,8 @@ def kb(text: str | None) -> int | None:
     n = to_int(text, 2**52)
     return None if n is None else n * 1024
 
+
+parse_text, parse_file = syslog_parsers(_line)
 
 FORMATS: tuple[Format, ...] = (
     Format(

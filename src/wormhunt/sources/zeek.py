@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -44,12 +44,12 @@ from numba import njit, prange
 from wormhunt.model import FLOWS, NET_ALERTS, SMB, Kind
 from wormhunt.sources import kvscan
 from wormhunt.sources.base import MAX_SKIP_EXAMPLES, Format, Sink, to_int
-from wormhunt.sources.stream import Block, iter_blocks, iter_text_lines, lines_block
+from wormhunt.sources.netlog import file_lines, proto_column, proto_number, record, record_table, text_lines
+from wormhunt.sources.stream import Block, iter_blocks, lines_block
 from wormhunt.sources.text import Encoding, decode_value, iter_lines
 from wormhunt.timeparse import from_epoch, parse_iso
 
 LOG_TYPES = ("conn", "smb_mapping", "smb_files", "dce_rpc", "notice")
-PROTOS = {"tcp": 6, "udp": 17, "icmp": 1}
 VENDOR = "zeek"
 # Zeek times are real capture times: epochs before 1973-03-03 (1e8 s) are junk, and the
 # shared epoch reader tells microseconds from seconds by magnitude above that bound.
@@ -179,30 +179,23 @@ def _seconds(value: Any) -> int | None:
     return None
 
 
-def _proto(value: Any) -> int | None:
-    if isinstance(value, str):
-        return PROTOS.get(value)  # Zeek prints the enum in lower case, as the compiled path expects
-    return _int(value, 255)
-
-
 def record_row(log: str, rec: dict[str, Any], line: int, offset: int, host: str | None) -> tuple[Kind, dict] | str:
     """One log record (field name -> value, unset fields None) as a case row, or why not."""
     ts = _time(rec.get("ts"))
     if ts is None:
         return R_TS
     src, dst = _str(rec.get("id.orig_h")), _str(rec.get("id.resp_h"))
-    row: dict[str, Any] = {
-        "evidence_id": None,
-        "line": line,
-        "host": host,
-        "offset": offset if offset >= 0 else None,
-        "ts": ts,
-        "src_ip": src,
-        "src_port": _int(rec.get("id.orig_p"), 65535),
-        "dst_ip": dst,
-        "dst_port": _int(rec.get("id.resp_p"), 65535),
-        "vendor": VENDOR,
-    }
+    row: dict[str, Any] = record(
+        line,
+        offset,
+        host,
+        ts,
+        src_ip=src,
+        src_port=_int(rec.get("id.orig_p"), 65535),
+        dst_ip=dst,
+        dst_port=_int(rec.get("id.resp_p"), 65535),
+        vendor=VENDOR,
+    )
     if log == "notice":
         note = _str(rec.get("note"))
         if not note:
@@ -213,7 +206,7 @@ def record_row(log: str, rec: dict[str, Any], line: int, offset: int, host: str 
         if row["dst_port"] is None:
             row["dst_port"] = _int(rec.get("p"), 65535)
         row.update(
-            proto=_proto(rec.get("proto")),
+            proto=proto_number(rec.get("proto")),
             signature=note,
             signature_id=None,
             severity=None,
@@ -224,7 +217,7 @@ def record_row(log: str, rec: dict[str, Any], line: int, offset: int, host: str 
         return R_ADDR
     if log == "conn":
         row.update(
-            proto=_proto(rec.get("proto")),
+            proto=proto_number(rec.get("proto")),
             action=_str(rec.get("conn_state")),
             service=_str(rec.get("service")),
             bytes_out=_int(rec.get("orig_bytes"), 2**63 - 1),
@@ -285,22 +278,6 @@ def _nullify(data, vs, vl, fs, unset, empty):  # pragma: no cover - compiled
                     if same:
                         vl[f, i] = -1
                         break
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def _proto_numbers(data, vs, vl, f, out, valid):  # pragma: no cover - compiled
-    """Field f `tcp` / `udp` / `icmp` -> 6 / 17 / 1 (anything else: not valid)."""
-    for i in prange(vs.shape[1]):
-        ln = vl[f, i]
-        s = vs[f, i]
-        out[i] = 0
-        if ln == 3 and data[s] == 116 and data[s + 1] == 99 and data[s + 2] == 112:
-            out[i] = 6
-        elif ln == 3 and data[s] == 117 and data[s + 1] == 100 and data[s + 2] == 112:
-            out[i] = 17
-        elif ln == 4 and data[s] == 105 and data[s + 1] == 99 and data[s + 2] == 109 and data[s + 3] == 112:
-            out[i] = 1
-        valid[i] = out[i] > 0
 
 
 def _line_text(data: np.ndarray, start: int, end: int, limit: int | None = None) -> str:
@@ -485,29 +462,17 @@ class _TsvParser:
             valid &= out <= limit
             return pa.array(pick(out).astype(dtype, copy=False), mask=~pick(valid))
 
-        proto = np.zeros(n, np.int32)
-        proto_ok = np.zeros(n, np.bool_)
-        if "proto" in col:
-            _proto_numbers(data, vs, vl, col["proto"], proto, proto_ok)
         if "duration" in col:
             dur, dur_ok = kvscan.epoch_column(data, vs, vl, col["duration"])
             duration = pa.array(pick(dur) // 1_000_000, mask=~pick(dur_ok))
         else:
             duration = pa.nulls(len(rows), pa.int64())
-        offset = (
-            pa.array(pick(starts) + block.base_offset) if block.base_offset >= 0 else pa.nulls(len(rows), pa.int64())
-        )
         cols = {
-            "evidence_id": pa.nulls(len(rows), pa.int32()),
-            "line": pa.array(rows + (block.base_line + a)),
-            "host": pa.nulls(len(rows), pa.string()),
-            "offset": offset,
-            "ts": pa.array(pick(ts)).cast(pa.timestamp("us")),
             "src_ip": s("id.orig_h"),
             "src_port": num("id.orig_p", 65535, np.int32),
             "dst_ip": s("id.resp_h"),
             "dst_port": num("id.resp_p", 65535, np.int32),
-            "proto": pa.array(pick(proto), mask=~pick(proto_ok)),
+            "proto": sub(proto_column(data, vs, vl, col.get("proto", -1))),
             "action": s("conn_state"),
             "service": s("service"),
             "bytes_out": num("orig_bytes", 2**62),
@@ -516,7 +481,8 @@ class _TsvParser:
             "duration": duration,
             "vendor": kvscan.constant_column(VENDOR, len(rows)),
         }
-        self.sink.batch(FLOWS, pa.table([cols[c] for c in FLOWS.names], schema=FLOWS.arrow_schema))
+        offsets = pick(starts) + block.base_offset if block.base_offset >= 0 else None
+        self.sink.batch(FLOWS, record_table(FLOWS, rows + (block.base_line + a), offsets, None, pick(ts), cols))
 
 
 def parse_file(path: Path, encoding: Encoding, sink: Sink) -> None:
@@ -600,19 +566,14 @@ def _parse_json_lines(lines: Iterable[tuple[int, int, str]], sink: Sink) -> None
             sink.row(*out)
 
 
-def _text_lines(text: str) -> Iterator[tuple[int, int, str]]:
-    for line, body in iter_lines(text):
-        yield line, -1, body
-
-
 def parse_json_text(text: str, sink: Sink) -> None:
     """Zeek JSON logs already in memory."""
-    _parse_json_lines(_text_lines(text), sink)
+    _parse_json_lines(text_lines(text), sink)
 
 
 def parse_json_file(path: Path, encoding: Encoding, sink: Sink) -> None:
     """Stream a Zeek JSON log, line by line (offsets kept)."""
-    _parse_json_lines(iter_text_lines(path, encoding, tap=getattr(sink, "tap", None)), sink)
+    _parse_json_lines(file_lines(path, encoding, sink), sink)
 
 
 _JSON_TS = re.compile(r'"ts"\s*:')
