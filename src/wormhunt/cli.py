@@ -200,7 +200,7 @@ def detect(
     """Find the hosts spreading over SMB from network evidence, on DuckDB, Spark or ClickHouse."""
     import tempfile
 
-    from wormhunt.analyze.engines import ENGINES, EngineError
+    from wormhunt.analyze.engines import ENGINE_CLASSES, ENGINES, EngineError
     from wormhunt.analyze.network import detect as run_detect
     from wormhunt.report.detection import build_detection, read_allow_list
     from wormhunt.store import Case
@@ -222,7 +222,12 @@ def detect(
         except EngineError as exc:
             _err().print(t("detect.engine_error", opts.lang, engine=engine, error=str(exc)))
             raise typer.Exit(3) from None
-        info = {"name": engine, "exact_distinct_counts": True, "seconds": round(time.perf_counter() - started, 2)}
+        info = {
+            "name": engine,
+            "url": engine_url,
+            "exact_distinct_counts": ENGINE_CLASSES[engine].exact_distinct,
+            "seconds": round(time.perf_counter() - started, 2),
+        }
         doc = build_detection(c, results, info, opts.lang, read_allow_list(allow))
         if case is None:
             doc["case"] = None

@@ -37,6 +37,7 @@ ROW_BATCH = 50_000
 # evidence file) under tables/<kind>/, read through a DuckDB view of the same name. Parquet
 # writes several times faster than DuckDB's own storage, and Spark or ClickHouse read it as is.
 BULK_KINDS = ("flows", "net_alerts")
+GLOB_CHARS = frozenset("*?[]{}")
 # Bytes read at each end of a file for the quick fingerprint that spares hashing huge
 # files twice: only a fingerprint match triggers the full sha256 comparison.
 FINGERPRINT_BYTES = 1024 * 1024
@@ -220,6 +221,9 @@ class Case:
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
+        if GLOB_CHARS.intersection(str(self.root.resolve())):
+            # DuckDB expands these even in an explicit file list: another case's data could leak in.
+            raise ValueError(f"case folder names may not contain any of {''.join(sorted(GLOB_CHARS))}: {self.root}")
         self.evidence_dir = self.root / "evidence"
         self.files_dir = self.evidence_dir / "files"
         self.files_dir.mkdir(parents=True, exist_ok=True)
@@ -280,7 +284,7 @@ class Case:
         """Point each bulk kind's view at exactly the partitions of ingested evidence.
 
         An explicit file list, not a glob: a partition left behind by a crash before its
-        evidence row committed stays invisible, and a case path with `[` or `*` still works.
+        evidence row committed stays invisible (glob characters in the case path are refused).
         """
         for name in BULK_KINDS:
             files = self.partitions(name)

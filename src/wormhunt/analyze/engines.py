@@ -9,8 +9,10 @@ ClickHouse server (`--engine-url clickhouse://user:password@host:8123/database`)
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import ibis
 import ibis.expr.types as ir
@@ -59,8 +61,17 @@ class DuckDBEngine(Engine):
         self.con.close()
 
 
-def _quote(path: Path) -> str:
-    return str(path.resolve()).replace("\\", "\\\\").replace("'", "\\'")
+def _linked(case: Case) -> Path:
+    """The case's partitions as symlinks in a fresh folder with a plain name, one folder per
+    kind: engines then read one `*.parquet` glob per kind. (Listing every file makes one plan
+    branch per evidence file, which ClickHouse refuses past a few dozen, and the case path
+    itself may hold characters these engines would expand as a glob.)"""
+    root = Path(tempfile.mkdtemp(prefix="wormhunt-engine-"))
+    for kind in BULK_KINDS:
+        (root / kind).mkdir()
+        for i, part in enumerate(case.partitions(kind)):
+            (root / kind / f"p{i:06d}.parquet").symlink_to(part.resolve())
+    return root
 
 
 class SparkEngine(Engine):
@@ -74,23 +85,26 @@ class SparkEngine(Engine):
             from pyspark.sql import SparkSession
         except ImportError as exc:
             raise EngineError("Spark needs pyspark: pip install 'wormhunt[spark]'") from exc
+        master = url or "local[2]"
         builder = (
-            SparkSession.builder.master(url or "local[2]")
+            SparkSession.builder.master(master)
             .appName("wormhunt")
             .config("spark.sql.session.timeZone", "UTC")
             .config("spark.ui.enabled", "false")
             .config("spark.sql.shuffle.partitions", "4")
-            .config("spark.driver.bindAddress", "127.0.0.1")
-            .config("spark.driver.host", "127.0.0.1")
+            # Signature names are evidence: `${...}` in one must stay text, not a variable.
+            .config("spark.sql.variable.substitute", "false")
         )
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        if master.startswith("local"):  # a local session never listens beyond loopback
+            builder = builder.config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         try:
             self.spark = builder.getOrCreate()
         except Exception as exc:  # no Java, bad master URL
             raise EngineError(f"Spark could not start: {exc}") from exc
+        self.folder = _linked(case)
         for kind in BULK_KINDS:
-            files = [str(p.resolve()) for p in case.partitions(kind)]
-            self.spark.read.parquet(*files).createOrReplaceTempView(kind)
+            self.spark.read.parquet(str(self.folder / kind)).createOrReplaceTempView(kind)
 
     def arrow(self, sql: str) -> pa.Table:
         return self.spark.sql(sql).toArrow()
@@ -98,6 +112,7 @@ class SparkEngine(Engine):
     def close(self) -> None:
         for kind in BULK_KINDS:
             self.spark.catalog.dropTempView(kind)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class ClickHouseEngine(Engine):
@@ -126,25 +141,31 @@ class ClickHouseEngine(Engine):
             raise EngineError(
                 "ClickHouse needs chdb (embedded) or --engine-url: pip install 'wormhunt[clickhouse]'"
             ) from exc
+        self.folder = _linked(case)
         self.session = chs.Session()
         self.session.query("CREATE DATABASE IF NOT EXISTS wormhunt")
         for kind in BULK_KINDS:
-            parts = " UNION ALL ".join(f"SELECT * FROM file('{_quote(p)}', Parquet)" for p in case.partitions(kind))
-            self.session.query(f"CREATE OR REPLACE VIEW wormhunt.{kind} AS {parts}")
+            glob = f"{self.folder / kind}/*.parquet"
+            self.session.query(f"CREATE OR REPLACE VIEW wormhunt.{kind} AS SELECT * FROM file('{glob}', Parquet)")
+
+    # Left joins rely on NULLs for missing rows (ClickHouse fills in defaults otherwise).
+    SETTINGS: ClassVar[dict[str, int]] = {"join_use_nulls": 1}
 
     def arrow(self, sql: str) -> pa.Table:
-        settings = "SETTINGS session_timezone = 'UTC', join_use_nulls = 1"
         if self.client is not None:
-            return self.client.query_arrow(f"{sql} {settings}")
-        res = self.session.query(f"USE wormhunt; {sql} {settings}", "Arrow")
+            return self.client.query_arrow(sql, settings=self.SETTINGS)
+        res = self.session.query(f"USE wormhunt; {sql} SETTINGS join_use_nulls = 1", "Arrow")
         return pa.ipc.open_file(pa.py_buffer(res.bytes())).read_all() if res.bytes() else pa.table({})
 
     def close(self) -> None:
         if self.session is not None:
             self.session.close()
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def open_engine(name: str, case: Case, url: str | None = None) -> Engine:
+    if name == "duckdb" and url:
+        raise EngineError("the duckdb engine is the case itself: --engine-url is for spark or clickhouse")
     if name == "duckdb":
         return DuckDBEngine(case)
     if name == "spark":
@@ -160,3 +181,6 @@ def run_detections(engine: Engine, params: netrules.Params | None = None) -> dic
     pairs = engine.rows(netrules.signature_pairs(netrules.table(netrules.NET_ALERTS)))
     found = netrules.matches(pairs)
     return {name: engine.rows(expr) for name, expr in netrules.detections(found, p).items()}
+
+
+ENGINE_CLASSES: dict[str, type[Engine]] = {"duckdb": DuckDBEngine, "spark": SparkEngine, "clickhouse": ClickHouseEngine}

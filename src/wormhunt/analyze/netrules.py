@@ -15,6 +15,7 @@ operations only:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import ibis
@@ -71,10 +72,19 @@ def _seconds(ts: ir.TimestampValue) -> ir.IntegerValue:
     return ts.epoch_seconds().floor().cast("int64")
 
 
+# Engines agree on epoch seconds only inside this range (ClickHouse clamps to 32 bits, Spark
+# rounds toward zero before 1970); a time outside it is a parser's misreading anyway.
+TIME_MIN, TIME_MAX = datetime(1970, 1, 2), datetime(2106, 2, 6)
+
+
+def _sane_time(ts: ir.TimestampValue) -> ir.BooleanValue:
+    return ts.notnull() & (ts >= TIME_MIN) & (ts < TIME_MAX)
+
+
 def _smb_flows(flows: ir.Table, p: Params) -> ir.Table:
     failed = flows.action.fill_null("").lower().isin(list(p.failed_actions)) | (flows.bytes_in.fill_null(1) == 0)
     return flows.filter(
-        flows.dst_port.isin(list(p.ports)), flows.src_ip.notnull(), flows.dst_ip.notnull(), flows.ts.notnull()
+        flows.dst_port.isin(list(p.ports)), flows.src_ip.notnull(), flows.dst_ip.notnull(), _sane_time(flows.ts)
     ).select(
         "src_ip",
         "dst_ip",
@@ -115,22 +125,33 @@ def fanout(flows: ir.Table, p: Params) -> dict[str, ir.Table]:
     firsts = firsts_all.semi_join(peak, "src_ip")
     w = ibis.window(group_by="src_ip", order_by=["s", "dst_ip"], preceding=0, following=p.onset_run - 1)
     runs = firsts.mutate(span=_.s.max().over(w) - _.s, k=_.s.count().over(w))
-    onset = runs.filter(_.k == p.onset_run, _.span <= p.run_seconds).group_by("src_ip").aggregate(onset_s=_.s.min())
     agg = hf.group_by("src_ip").aggregate(
         window_start_s=_.s.min(),
         last_seen_s=_.s.max(),
         sessions=_.count(),
         failed_sessions=_.count(where=_.failed == 1),
     )
-    # New-destination rate: hosts reached for the first time within one hot window, at peak.
-    new = (
-        firsts.mutate(w=_.s // p.window_s)
-        .semi_join(hot1, ["src_ip", "w"])
-        .group_by(["src_ip", "w"])
-        .aggregate(n=_.count())
+    # A run only dates the scan it belongs to: one that starts within a run's length of the
+    # hot windows, so a later burst elsewhere cannot move the onset past the scan itself.
+    onset = (
+        runs.filter(_.k == p.onset_run, _.span <= p.run_seconds)
+        .join(agg.select("src_ip", "window_start_s", "last_seen_s"), "src_ip")
+        .filter(_.s >= _.window_start_s - p.run_seconds, _.s <= _.last_seen_s)
         .group_by("src_ip")
-        .aggregate(new_targets=_.n.max())
+        .aggregate(onset_s=_.s.min())
     )
+
+    # New-destination rate: hosts reached for the first time within one hot window (plain
+    # or shifted), at peak.
+    def new_in(shift: int, hot_w: ir.Table) -> ir.Table:
+        return (
+            firsts.mutate(w=(_.s + shift) // p.window_s)
+            .semi_join(hot_w, ["src_ip", "w"])
+            .group_by(["src_ip", "w"])
+            .aggregate(n=_.count())
+        )
+
+    new = new_in(0, hot1).union(new_in(p.window_s // 2, hot2)).group_by("src_ip").aggregate(new_targets=_.n.max())
     spreaders = (
         agg.join(total, "src_ip")
         .join(peak, "src_ip")
@@ -156,7 +177,7 @@ def fanout(flows: ir.Table, p: Params) -> dict[str, ir.Table]:
         .select("src_ip", "evidence_id", "line", "s")
         .order_by(["src_ip", "s", "evidence_id", "line"])
     )
-    return {"spreaders": spreaders, "fanout_evidence": evidence}
+    return {"spreaders": spreaders, "fanout_evidence": evidence, "hot_flows": hf}
 
 
 def signature_pairs(alerts: ir.Table) -> ir.Table:
@@ -213,16 +234,18 @@ def kinded_alerts(alerts: ir.Table, found: list[Match]) -> ir.Table:
     smb = list(SMB_PORTS)
     # A sensor reports a server's answer (EternalBlue echo response, DoublePulsar beacon
     # response) from the SMB server to the client: the target is always the SMB server side.
-    reply = alerts.src_port.isin(smb) & ~alerts.dst_port.fill_null(0).isin(smb)
+    reply = alerts.src_port.isin(smb) & ~alerts.dst_port.fill_null(0).isin(smb) & alerts.dst_ip.notnull()
+    # A scan notice may name no target (Zeek's Address_Scan): dst '' keeps the grouping keys
+    # free of NULLs, which no engine joins on.
     return (
-        alerts.filter(alerts.src_ip.notnull(), alerts.dst_ip.notnull(), alerts.ts.notnull())
+        alerts.filter(alerts.src_ip.notnull(), _sane_time(alerts.ts))
         .mutate(rule=ibis.cases(*rule_cases, else_=-1), kind=ibis.cases(*kind_cases, else_=""))
         .filter(_.rule >= 0)
         .mutate(
             s=_seconds(_.ts),
             sig=_.signature.fill_null(_.signature_id),
             src_ip=reply.ifelse(alerts.dst_ip, alerts.src_ip),
-            dst_ip=reply.ifelse(alerts.src_ip, alerts.dst_ip),
+            dst_ip=reply.ifelse(alerts.src_ip, alerts.dst_ip.fill_null("")),
         )
     )
 
@@ -234,31 +257,33 @@ def alert_pairs(ka: ir.Table) -> ir.Table:
     rn = ibis.row_number().over(group_by=keys, order_by=["s", "evidence_id", "line"])
     first = ka.mutate(rn=rn).filter(_.rn == 0).select(*keys, "evidence_id", "line")
     agg = ka.group_by(keys).aggregate(count=_.count(), first_seen_s=_.s.min(), last_seen_s=_.s.max())
-    return agg.join(first, keys).order_by(["first_seen_s", "src_ip", "dst_ip", "kind", "sig"])
+    return agg.join(first, keys).order_by(["first_seen_s", "src_ip", "dst_ip", "kind", "sig", "rule"])
 
 
 def chains(ka: ir.Table) -> ir.Table:
     """Per target: when each stage of the chain scan -> probe -> exploit -> implant was first seen."""
+    stages = ["scan", "probe", "exploit", "implant"]
     return (
-        ka.group_by("dst_ip")
-        .aggregate(**{f"{k}_s": _.s.min(where=_.kind == k) for k in ("scan", "probe", "exploit", "implant")})
+        ka.filter(_.kind.isin(stages), _.dst_ip != "")
+        .group_by("dst_ip")
+        .aggregate(**{f"{k}_s": _.s.min(where=_.kind == k) for k in stages})
         .order_by("dst_ip")
     )
 
 
-def hops(ka: ir.Table, spreaders: ir.Table) -> ir.Table:
-    """Worm hops: a host that received an exploit (or holds an implant) and later starts
-    exploiting or fanning out itself. `infector` is the first source that hit it."""
-    hit = ka.filter(_.kind.isin(["exploit", "implant"]))
+def hops(ka: ir.Table, hot_flows: ir.Table) -> ir.Table:
+    """Worm hops: a host that received an exploit (or holds an implant) and afterwards starts
+    exploiting or fanning out itself. `infector` is the first source that hit it; activity
+    before the hit (a backup job, say) does not count as spreading."""
+    hit = ka.filter(_.kind.isin(["exploit", "implant"]), _.dst_ip != "")
     rn = ibis.row_number().over(group_by="dst_ip", order_by=["s", "src_ip"])
     inbound = hit.mutate(rn=rn).filter(_.rn == 0).select(host=_.dst_ip, infector=_.src_ip, infected_s=_.s)
-    out_alerts = ka.filter(_.kind == "exploit").group_by("src_ip").aggregate(out_s=_.s.min())
-    out_fanout = spreaders.select("src_ip", out_s=_.first_seen_s)
-    outbound = out_alerts.union(out_fanout).group_by("src_ip").aggregate(spreading_s=_.out_s.min())
+    outbound = ka.filter(_.kind == "exploit").select("src_ip", "s").union(hot_flows.select("src_ip", "s"))
     return (
         inbound.join(outbound, inbound.host == outbound.src_ip)
-        .filter(_.spreading_s > _.infected_s)
-        .select("infector", "host", "infected_s", "spreading_s")
+        .filter(_.s > _.infected_s)
+        .group_by(["infector", "host", "infected_s"])
+        .aggregate(spreading_s=_.s.min())
         .order_by(["infected_s", "host"])
     )
 
@@ -267,8 +292,9 @@ def detections(found: list[Match], p: Params) -> dict[str, ir.Table]:
     """Every network detection as named expressions over the unbound tables."""
     flows, alerts = table(FLOWS), table(NET_ALERTS)
     out = fanout(flows, p)
+    hot_flows = out.pop("hot_flows")
     ka = kinded_alerts(alerts, found)
     out["alert_pairs"] = alert_pairs(ka)
     out["chains"] = chains(ka)
-    out["hops"] = hops(ka, out["spreaders"])
+    out["hops"] = hops(ka, hot_flows)
     return out

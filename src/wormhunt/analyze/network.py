@@ -8,6 +8,7 @@ into findings and a ranked spreader list with stated reasons. Findings are keyed
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
@@ -48,8 +49,18 @@ def _refs(kind: str, rows: list[dict[str, Any]]) -> list[EvidenceRef]:
 
 
 def _expected(role: str, allow: set[str], ip: str) -> bool:
-    roles = [r.lower() for r in load("network")["fanout_expected_roles"]]
-    return ip in allow or any(r in role.lower() for r in roles)
+    """Fan-out is expected from an allow-listed address or a role whose job it is."""
+    if ip in allow:
+        return True
+    low = role.lower()
+    for term in load("network")["fanout_expected_roles"]:
+        term = term.lower()
+        if term.isascii():
+            if re.search(rf"(?<![a-z0-9]){re.escape(term)}(?![a-z0-9])", low):
+                return True
+        elif term in low:
+            return True
+    return False
 
 
 Outcome = tuple[list[Finding], list[dict[str, Any]], list[dict[str, Any]]]
@@ -80,9 +91,9 @@ def findings_from(results: Results, roles: dict[str, str] | None = None, allow: 
                 "exploit_alerts": 0,
                 "exploited_targets": 0,
                 "scanning": False,
-                "expected": False,
                 "infected_by": None,
                 "role": roles.get(ip) or "",
+                "expected": _expected(roles.get(ip) or "", allow, ip),
                 "reasons": [],
             },
         )
@@ -110,11 +121,11 @@ def findings_from(results: Results, roles: dict[str, str] | None = None, allow: 
             "role": role,
         }
         scanning = ratio >= fcfg["scan_failed_ratio"]
-        expected = not scanning and _expected(role, allow, ip)
-        if scanning:
-            rule, sev, title = "net.smb_scan", "high", "finding.smb_scan"
-        elif expected:
+        expected = _expected(role, allow, ip)
+        if expected:
             rule, sev, title = "net.smb_fanout_expected", "low", "finding.smb_fanout_expected"
+        elif scanning:
+            rule, sev, title = "net.smb_scan", "high", "finding.smb_scan"
         else:
             rule, sev, title = "net.smb_fanout", "medium", "finding.smb_fanout_ok"
         first, last = when(row["first_seen_s"]), when(row["last_seen_s"])
@@ -140,12 +151,12 @@ def findings_from(results: Results, roles: dict[str, str] | None = None, allow: 
     by_target: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for p in pairs:
         by_source[(p["src_ip"], p["sig"], p["rule"])].append(p)
-        if specs[p["rule"]]["kind"] in ("probe", "exploit", "implant"):
+        if specs[p["rule"]]["kind"] in ("probe", "exploit", "implant") and p["dst_ip"]:
             by_target[p["dst_ip"]].append(p)
     for (ip, sig, rule), rows in sorted(by_source.items(), key=lambda kv: (kv[1][0]["first_seen_s"], kv[0])):
         spec = specs[rule]
         count = sum(r["count"] for r in rows)
-        targets = len({r["dst_ip"] for r in rows})
+        targets = len({r["dst_ip"] for r in rows if r["dst_ip"]})
         first = when(min(r["first_seen_s"] for r in rows))
         last = when(max(r["last_seen_s"] for r in rows))
         params = {
@@ -174,6 +185,7 @@ def findings_from(results: Results, roles: dict[str, str] | None = None, allow: 
         if spec["kind"] in ("exploit", "implant", "scan", "probe"):
             s = spreader(ip)
             widen(s, first, last)
+            s["distinct_targets"] = max(s["distinct_targets"], targets)
             s["exploit_alerts"] += count if spec["kind"] in ("exploit", "implant") else 0
             s["exploited_targets"] = max(s["exploited_targets"], targets if spec["kind"] == "exploit" else 0)
             s["reasons"].append((f"reason.{spec['kind']}", params))
@@ -212,7 +224,7 @@ def findings_from(results: Results, roles: dict[str, str] | None = None, allow: 
 
     def score(s: dict[str, Any]) -> tuple:
         # Strength of the evidence first (exploit alerts and a failing sweep together beat
-        # either alone), then time: within a tier the earliest spreader ranks first.
+        # either alone, either beats fan-out alone), then time: the earliest ranks first.
         return (-(s["exploit_alerts"] > 0) - s["scanning"], s["first_seen"] or datetime.max, s["src"])
 
     # Exploit alerts outweigh an expected role: a compromised backup server still spreads.
@@ -220,10 +232,8 @@ def findings_from(results: Results, roles: dict[str, str] | None = None, allow: 
         if s["expected"] and s["exploit_alerts"]:
             s["expected"] = False
             s["reasons"] = [r for r in s["reasons"] if r[0] != "reason.expected"]
-    ranked = sorted(
-        (s for s in spreaders.values() if s["exploit_alerts"] or (s["scanning"] and not s["expected"])),
-        key=score,
-    )
+    # Any fan-out not known to be legitimate is ranked; exploit alerts rank whatever the role.
+    ranked = sorted((s for s in spreaders.values() if s["exploit_alerts"] or not s["expected"]), key=score)
     for i, s in enumerate(ranked, 1):
         s["rank"] = i
     shown = sorted((s for s in spreaders.values() if s not in ranked), key=score)

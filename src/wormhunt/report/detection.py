@@ -44,7 +44,7 @@ def build_detection(
         {
             "kind": p["kind"],
             "src": p["src_ip"],
-            "dst": p["dst_ip"],
+            "dst": p["dst_ip"] or None,
             "ts": iso(when(p["first_seen_s"])),
             "last_seen": iso(when(p["last_seen_s"])),
             "count": p["count"],
