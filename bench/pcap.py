@@ -325,7 +325,7 @@ def measure_ours(path: Path) -> dict:
         def _row(self, kind, values) -> None:
             if kind.name == "flows":
                 self.flows += 1
-            else:
+            elif kind.name == "net_alerts":
                 self.signatures[values["signature"]] += 1
 
         def _batch(self, kind, table) -> None:
