@@ -205,7 +205,125 @@ SMB = Kind(
     "SMB tree connects, file actions and DCE-RPC calls (Zeek smb_mapping/smb_files/dce_rpc, pcaps)",
 )
 
-KINDS: dict[str, Kind] = {k.name: k for k in (FLOWS, NET_ALERTS, SMB, SOCKETS, PROCESSES, HOST_INFO, HOTFIXES, ASSETS)}
+SERVICES = Kind(
+    "services",
+    (
+        _c("name", "VARCHAR", "service (key) name"),
+        _c("display_name", "VARCHAR"),
+        _c("type", "VARCHAR", "WIN32_OWN_PROCESS, WIN32_SHARE_PROCESS, KERNEL_DRIVER ... as printed"),
+        _c("state", "VARCHAR", "RUNNING, STOPPED ..."),
+        _c("start_mode", "VARCHAR", "AUTO_START, DEMAND_START, DISABLED / Auto, Manual ..."),
+        _c("pid", "INTEGER"),
+        _c("binary_path", "VARCHAR", "ImagePath as written (quotes, arguments, %SystemRoot%)"),
+        _c("service_dll", "VARCHAR", "Parameters ServiceDll of svchost-hosted services, when collected"),
+        _c("group", "VARCHAR", "svchost -k group or load order group"),
+        _c("account", "VARCHAR", "SERVICE_START_NAME / StartName"),
+        _c("source", "VARCHAR", "sc-queryex, sc-qc, wmic-service, ..."),
+    ),
+    "Services from sc queryex / sc qc / wmic service",
+)
+
+TASKS = Kind(
+    "tasks",
+    (
+        _c("name", "VARCHAR", "task path and name"),
+        _c("status", "VARCHAR", "as printed (Ready, 就绪 ...)"),
+        _c("enabled", "BOOLEAN"),
+        _c("command", "VARCHAR", "Task To Run"),
+        _c("arguments", "VARCHAR"),
+        _c("run_as", "VARCHAR"),
+        _c("author", "VARCHAR"),
+        _c("schedule", "VARCHAR", "schedule type / trigger text"),
+        _c("next_run", "TIMESTAMP", "host-local"),
+        _c("last_run", "TIMESTAMP", "host-local"),
+        _c("created", "TIMESTAMP", "host-local, when the listing says"),
+        _c("source", "VARCHAR"),
+    ),
+    "Scheduled tasks (schtasks /query /v, csv or list); one row per task, triggers joined",
+)
+
+WMI = Kind(
+    "wmi",
+    (
+        _c("namespace", "VARCHAR"),
+        _c("class", "VARCHAR", "__EventFilter, CommandLineEventConsumer, __FilterToConsumerBinding ..."),
+        _c("name", "VARCHAR"),
+        _c("query", "VARCHAR", "filter WQL"),
+        _c("command", "VARCHAR", "consumer CommandLineTemplate / ExecutablePath"),
+        _c("script", "VARCHAR", "ActiveScript consumer ScriptText (truncated to 4 KB)"),
+        _c("filter", "VARCHAR", "binding: the filter path"),
+        _c("consumer", "VARCHAR", "binding: the consumer path"),
+        _c("source", "VARCHAR"),
+    ),
+    "WMI permanent event subscriptions",
+)
+
+AUTORUNS = Kind(
+    "autoruns",
+    (
+        _c("location", "VARCHAR", "Entry Location (registry key, folder, Task Scheduler ...)"),
+        _c("entry", "VARCHAR"),
+        _c("enabled", "BOOLEAN"),
+        _c("category", "VARCHAR"),
+        _c("description", "VARCHAR"),
+        _c("publisher", "VARCHAR"),
+        _c("image_path", "VARCHAR"),
+        _c("launch", "VARCHAR", "Launch String"),
+        _c("signer", "VARCHAR"),
+        _c("sha256", "VARCHAR"),
+        _c("time", "TIMESTAMP", "entry time as printed (host-local unless -t)"),
+        _c("source", "VARCHAR"),
+    ),
+    "Sysinternals autorunsc entries",
+)
+
+FILES = Kind(
+    "files",
+    (
+        _c("path", "VARCHAR", "full path"),
+        _c("size", "BIGINT"),
+        _c("created", "TIMESTAMP", "host-local; forgeable"),
+        _c("modified", "TIMESTAMP", "host-local; forgeable"),
+        _c("accessed", "TIMESTAMP"),
+        _c("is_dir", "BOOLEAN"),
+        _c("md5", "VARCHAR"),
+        _c("sha1", "VARCHAR"),
+        _c("sha256", "VARCHAR"),
+        _c("source", "VARCHAR", "dir, Get-ChildItem, certutil, Get-FileHash"),
+    ),
+    "Files from directory listings and hash outputs",
+)
+
+HOST_CONFIG = Kind(
+    "host_config",
+    (
+        _c("kind", "VARCHAR", "portproxy, user"),
+        _c("name", "VARCHAR", "listen address:port / user name"),
+        _c("value", "VARCHAR", "connect address:port / account details"),
+        _c("source", "VARCHAR"),
+    ),
+    "Small host settings: netsh portproxy listeners, local users",
+)
+
+KINDS: dict[str, Kind] = {
+    k.name: k
+    for k in (
+        FLOWS,
+        NET_ALERTS,
+        SMB,
+        SOCKETS,
+        PROCESSES,
+        HOST_INFO,
+        HOTFIXES,
+        ASSETS,
+        SERVICES,
+        TASKS,
+        WMI,
+        AUTORUNS,
+        FILES,
+        HOST_CONFIG,
+    )
+}
 
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")

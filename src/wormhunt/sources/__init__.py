@@ -5,8 +5,12 @@ from __future__ import annotations
 from wormhunt.sources import (
     asa,
     assets,
+    autoruns,
+    filelist,
     fortigate,
     hillstone,
+    hostcfg,
+    hotfix,
     huawei,
     iptables,
     netstat,
@@ -15,9 +19,12 @@ from wormhunt.sources import (
     pcap,
     pfirewall,
     sangfor,
+    schtasks,
+    services,
     suricata,
     systeminfo,
     tasklist,
+    wmi,
     wmic,
     zeek,
 )
@@ -53,6 +60,8 @@ FORMATS: dict[str, Format] = {
             for m in (paloalto, asa, huawei, hillstone, sangfor, iptables, pfirewall, zeek, suricata, nfdump)
             for f in m.FORMATS
         ),
+        # Host artifacts whose module declares its own entries.
+        *(f for m in (services, schtasks, autoruns, wmi, hostcfg, filelist, hotfix) for f in m.FORMATS),
     )
 }
 
