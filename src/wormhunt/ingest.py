@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import os
 import queue
+import shutil
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import duckdb
 
-from wormhunt.sources import FORMATS
+from wormhunt.sources import FORMATS, bundle
 from wormhunt.sources.base import Format, MemorySink
 from wormhunt.sources.detect import Detection, detect_file
 from wormhunt.sources.text import decode
@@ -60,6 +61,8 @@ def walk(paths: Iterable[Path]) -> list[Input]:
                     p = Path(dirpath) / name
                     if p.is_symlink():
                         out.append(Input(p, error="symbolic link: not followed"))
+                    elif name == bundle.MANIFEST and bundle.read_manifest(Path(dirpath)):
+                        continue  # a bundle's own description, read by attribute_hosts
                     elif p.is_file():
                         out.append(Input(p))
         else:
@@ -87,6 +90,16 @@ def attribute_hosts(inputs: list[Input]) -> None:
             item.error = f"cannot read: {exc.strerror or exc}"
         except Exception as exc:
             item.error = f"format detection failed: {type(exc).__name__}: {exc}"
+    manifests: dict[Path, bundle.Manifest | None] = {}
+
+    def manifest_of(path: Path) -> bundle.Manifest | None:
+        for folder in path.resolve().parents:
+            if folder not in manifests:
+                manifests[folder] = bundle.read_manifest(folder)
+            if manifests[folder]:
+                return manifests[folder]
+        return None
+
     own_host: dict[Path, str] = {}
     names_in: dict[Path, set[str]] = {}
     for item in inputs:
@@ -104,8 +117,11 @@ def attribute_hosts(inputs: list[Input]) -> None:
             continue
         folder = item.path.resolve().parent  # `netstat.txt` given alone still has a folder name
         names = names_in.get(item.path.parent, set())
+        manifest = manifest_of(item.path)
         # Windows host names are case-insensitive: one spelling (upper case) joins every source.
-        if item.path in own_host:
+        if manifest and manifest.host:
+            item.host, item.host_source = manifest.host.upper(), "bundle manifest"
+        elif item.path in own_host:
             item.host, item.host_source = own_host[item.path].upper(), "systeminfo"
         elif len(names) == 1:
             # A bundle folder: its systeminfo names the host the other outputs came from.
@@ -271,7 +287,7 @@ def ingest(
     """Ingest every file under `paths` into `case`; returns one manifest entry per file.
 
     `on_inputs` sees the whole list once it is known (for a progress bar), `on_file` each entry."""
-    inputs = walk(paths)
+    inputs = _open_bundles(case, walk(paths))
     attribute_hosts(inputs)
     if on_inputs:
         on_inputs(inputs)
@@ -282,3 +298,30 @@ def ingest(
         if on_file:
             on_file(entry)
     return entries
+
+
+def _open_bundles(case: Case, inputs: list[Input]) -> list[Input]:
+    """Replace each zip by the files of its safely extracted copy under the case folder
+    (`bundles/<name>-<sha256 prefix>`; the same zip again reuses it)."""
+    out: list[Input] = []
+    for item in inputs:
+        if item.error or not bundle.is_zip(item.path):
+            out.append(item)
+            continue
+        digest = _sha256(item.path)
+        if digest is None:
+            out.append(Input(item.path, error="cannot read"))
+            continue
+        dest = case.root / "bundles" / f"{item.path.stem[:60]}-{digest[:12]}"
+        if not dest.is_dir():
+            staging = dest.with_name(dest.name + ".part")
+            shutil.rmtree(staging, ignore_errors=True)
+            try:
+                bundle.safe_extract(item.path, staging)
+            except bundle.BundleError as exc:
+                shutil.rmtree(staging, ignore_errors=True)
+                out.append(Input(item.path, error=f"unsafe or damaged bundle zip: {exc}"))
+                continue
+            staging.rename(dest)
+        out.extend(walk([dest]))
+    return out
