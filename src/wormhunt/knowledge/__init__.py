@@ -42,6 +42,14 @@ SCHEMAS: dict[str, Any] = {
             }
         ]
     },
+    "persistence": {
+        "suspicious_paths": _STR_LIST,
+        "script_tricks": _STR_LIST,
+        "known_bad_names": [{"kind": frozenset({"service", "task"}), "name": str, "family": str, "confidence": str}],
+        "svchost_groups": _STR_LIST,
+        "miner_commandline": _STR_LIST,
+        "miner_ports": [int],
+    },
     "network": {
         "smb_fanout": {
             "ports": [int],
@@ -99,6 +107,13 @@ def validate(name: str, data: Any) -> Any:
                 re.compile(sig["match"])
             except re.error as exc:
                 raise KnowledgeError(f"{name}.signatures[{i}].match: bad regular expression: {exc}") from None
+    if name == "persistence":
+        for key in ("suspicious_paths", "script_tricks", "miner_commandline"):
+            for i, pattern in enumerate(data[key]):
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise KnowledgeError(f"{name}.{key}[{i}]: bad regular expression: {exc}") from None
     return data
 
 
