@@ -258,6 +258,76 @@ def systeminfo(st: HostState, collect_ts: float) -> str:
     return "\n".join(out) + "\n"
 
 
+# Services a 2008 R2 host runs outside svchost, with their image paths (for `sc qc`).
+_OWN_PROCESS = {"Spooler": r"C:\Windows\System32\spoolsv.exe", "KeyIso": r"C:\Windows\system32\lsass.exe",
+                "SamSs": r"C:\Windows\system32\lsass.exe"}  # fmt: skip
+
+
+def sc_qc(st: HostState) -> str:
+    """`sc qc <name>` for every service the host runs, one output after another."""
+    ok = "成功" if st.host.locale == "zh-CN" else "SUCCESS"
+    by_pid = {p.pid: p for p in st.procs}
+    out = []
+    for pid, names in sorted(st.services.items()):
+        proc = by_pid.get(pid)
+        for name in names:
+            path = _OWN_PROCESS.get(name) or (
+                proc.cmd if proc and proc.cmd else rf"C:\Windows\system32\{name}.exe"
+            )
+            shared = "svchost.exe" in path.lower()
+            out += [
+                f"[SC] QueryServiceConfig {ok}",
+                "",
+                f"SERVICE_NAME: {name}",
+                f"        TYPE               : {'20  WIN32_SHARE_PROCESS' if shared else '10  WIN32_OWN_PROCESS'}",
+                "        START_TYPE         : 2   AUTO_START",
+                "        ERROR_CONTROL      : 1   NORMAL",
+                f"        BINARY_PATH_NAME   : {path}",
+                "        LOAD_ORDER_GROUP   :",
+                "        TAG                : 0",
+                f"        DISPLAY_NAME       : {name}",
+                "        DEPENDENCIES       : RPCSS",
+                "        SERVICE_START_NAME : LocalSystem",
+                "",
+            ]
+    return "\n".join(out)
+
+
+_TASK_HEADER = {
+    "en-US": ["HostName", "TaskName", "Next Run Time", "Status", "Logon Mode", "Last Run Time", "Last Result",
+              "Author", "Task To Run", "Start In", "Comment", "Scheduled Task State", "Idle Time", "Power Management",
+              "Run As User", "Delete Task If Not Rescheduled", "Stop Task If Runs X Hours and X Mins", "Schedule",
+              "Schedule Type", "Start Time", "Start Date", "End Date", "Days", "Months", "Repeat: Every",
+              "Repeat: Until: Time", "Repeat: Until: Duration", "Repeat: Stop If Still Running"],
+    "zh-CN": ["主机名", "任务名", "下次运行时间", "模式", "登录状态", "上次运行时间", "上次结果", "创建者",
+              "要运行的任务", "起始于", "注释", "计划任务状态", "空闲时间", "电源管理", "作为用户运行",
+              "删除没有计划的任务",
+              "如果运行了 X 小时 X 分钟，停止任务", "计划", "计划类型", "开始时间", "开始日期", "结束日期", "天", "月",
+              "重复: 每", "重复: 截止: 时间", "重复: 截止: 持续时间", "重复: 如果还在运行，停止"],
+}  # fmt: skip
+_BENIGN_TASKS = [
+    (r"\Microsoft\Windows\Defrag\ScheduledDefrag", r"%windir%\system32\defrag.exe -c"),
+    (r"\Microsoft\Windows\Customer Experience Improvement Program\Consolidator",
+     r"%SystemRoot%\System32\wsqmcons.exe"),
+    (r"\Microsoft\Windows\RAC\RacTask", "COM handler"),
+]  # fmt: skip
+
+
+def schtasks_csv(st: HostState) -> str:
+    """`schtasks /query /fo csv /v`: the benign Windows tasks plus whatever the host has."""
+    zh = st.host.locale == "zh-CN"
+    ready, enabled, na = ("就绪", "已启用", "N/A") if zh else ("Ready", "Enabled", "N/A")
+    date = "2019/3/22 3:00:00" if zh else "3/22/2019 3:00:00 AM"
+    rows = [_TASK_HEADER["zh-CN" if zh else "en-US"]]
+    tasks = [(n, r) for n, r in _BENIGN_TASKS] + [(t["name"], t["run"] or na) for t in st.tasks]
+    for name, run in tasks:
+        row = [st.host.name, name, date, ready, "Interactive/Background", date, "0", "Microsoft Corporation", run,
+               na, na, enabled, "Disabled", na, "SYSTEM", "Disabled", "72:00:00", na, "Daily", "3:00:00",
+               "1/1/2018", na, "Every 1 day(s)", na, "Disabled", "Disabled", "Disabled", "Disabled"]  # fmt: skip
+        rows.append(row)
+    return "\n".join(",".join(f'"{c}"' for c in r) for r in rows) + "\n"
+
+
 def encode(text: str, host: Host, tool: str) -> bytes:
     """Bytes on disk for `text` collected from `host` by its collection method."""
     if host.collection == "powershell":
@@ -270,6 +340,8 @@ def encode(text: str, host: Host, tool: str) -> bytes:
             "tasklist-svc": "tasklist /svc",
             "systeminfo": "systeminfo",
             "wmic": "wmic process get " + WMIC_COLUMNS + " /format:csv",
+            "sc": "for /f %s in (services.txt) do sc qc %s",
+            "schtasks": "schtasks /query /fo csv /v",
         }[tool]
         width = 120
         lines = [f"C:\\Windows\\system32>{prompt}", *text.split("\n")]
@@ -288,6 +360,8 @@ def write_bundle(st: HostState, collect_ts: float, folder: Path) -> list[Path]:
         "tasklist_svc.txt": ("tasklist-svc", tasklist_svc(st)),
         "systeminfo.txt": ("systeminfo", systeminfo(st, collect_ts)),
         "wmic_process.csv": ("wmic", wmic_csv(st, st.host.tz_offset_min)),
+        "sc_qc.txt": ("sc", sc_qc(st)),
+        "schtasks_v.csv": ("schtasks", schtasks_csv(st)),
     }
     written = []
     for name, (tool, text) in files.items():

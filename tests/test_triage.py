@@ -1,0 +1,42 @@
+"""Simulated WannaMine 3.0 hosts, zh-CN (GBK) and en-US: triage finds what the responder found."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from wormhunt.analyze import analyze
+from wormhunt.ingest import ingest
+from wormhunt.simulate import simulate
+from wormhunt.store import Case
+
+
+@pytest.mark.parametrize(("seed", "locale"), [(4, "zh-CN"), (5, "en-US"), (6, "mixed")])
+def test_infected_hosts_show_their_persistence_and_clean_hosts_stay_clean(
+    tmp_path: Path, seed: int, locale: str
+) -> None:
+    truth = simulate(tmp_path / "ev", hosts=24, seed=seed, days=1, lines=4000, locale=locale)
+    with Case(tmp_path / "case") as case:
+        ingest(case, [tmp_path / "ev" / "hosts", tmp_path / "ev" / "assets.csv"])
+        inv = analyze(case)
+    infected = {h["host"] for h in truth["hosts"] if h["infected"]}
+    assert infected
+    for name, view in inv.hosts.items():
+        rules = {f.rule: f for f in view.findings}
+        if name in infected:
+            persist = [f for f in view.findings if f.rule == "host.known_worm_persistence"]
+            assert {f.params["name"] for f in persist} == {"snmpstorsrv", "UPnPHostServices"}, name
+            assert all(f.evidence and f.evidence[0].line >= 1 for f in persist)
+            # The AppDiagnostics scanner shows as a masquerade, or as a hidden PID when it hides.
+            masq = rules.get("host.masquerade")
+            assert (masq and "AppDiagnostics" in masq.params["path"]) or "host.hidden_pid" in rules, name
+        else:
+            high = [f.rule for f in view.findings if f.severity in ("high", "critical")]
+            assert high == [], (name, high)
+    # Every simulated bundle file was recognised and read without a skipped line.
+    manifest = [json.loads(x) for x in (tmp_path / "case" / "evidence" / "manifest.jsonl").read_text().splitlines()]
+    assert all(e["status"] == "ingested" and e["skipped"] == 0 for e in manifest), [
+        (e["path"], e["status"], e.get("skip_reasons")) for e in manifest if e["status"] != "ingested" or e["skipped"]
+    ]
