@@ -240,6 +240,74 @@ def detect(
 
 
 @app.command()
+def collect(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="Bundle to write: a folder, or a .zip file.")],
+    lang: LangOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Collect a triage bundle of this machine (read-only): processes, connections, image hashes."""
+    from wormhunt.collect.live import collect as run_collect
+
+    opts = _opts(ctx, lang, as_json)
+    path = run_collect(out)
+    if opts.json:
+        _emit_json({"bundle": str(path)})
+    else:
+        _err().print(t("collect.done", opts.lang, path=str(path)))
+
+
+@app.command()
+def collector(
+    windows: Annotated[str, typer.Option("--windows", help="Which Windows collector script to print: ps1 or bat.")],
+) -> None:
+    """Print a Windows collector script (read-only, installs nothing) that writes a triage bundle."""
+    from wormhunt.collect.windows import render
+
+    if windows not in ("ps1", "bat"):
+        raise typer.BadParameter("use ps1 or bat", param_hint="--windows")
+    sys.stdout.buffer.write(render(windows).encode("utf-8-sig" if windows == "ps1" else "ascii"))
+
+
+@app.command()
+def triage(
+    ctx: typer.Context,
+    bundles: Annotated[list[Path] | None, typer.Argument(help="Bundles (folders or zips) or folders of them.")] = None,
+    live: Annotated[bool, typer.Option("--live", help="Collect this machine first and triage it.")] = False,
+    case: Annotated[Path | None, typer.Option("--case", help="Case folder (default: a temporary one).")] = None,
+    lang: LangOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Triage host bundles: the findings per host, with their evidence lines."""
+    import tempfile
+
+    from wormhunt.collect.live import collect as run_collect
+
+    opts = _opts(ctx, lang, as_json)
+    paths = list(bundles or [])
+    if not paths and not live:
+        raise typer.BadParameter("give bundles or --live", param_hint="BUNDLE")
+    with tempfile.TemporaryDirectory(prefix="wormhunt-triage-") as tmp:
+        if live:
+            paths.append(run_collect(Path(tmp) / "live-bundle"))
+        doc, code = run_investigation(paths, case or Path(tmp) / "case", opts)
+    out = {
+        "case": str(case) if case else None,
+        "lang": doc["lang"],
+        "summary": doc["summary"],
+        "hosts": doc["hosts"],
+        "evidence": doc["evidence"],
+    }
+    if opts.json:
+        _emit_json(out)
+    else:
+        from wormhunt.report.console import render_triage
+
+        render_triage(out, Console(highlight=False), opts.lang)
+    raise typer.Exit(code)
+
+
+@app.command()
 def investigate(
     ctx: typer.Context,
     evidence: Annotated[

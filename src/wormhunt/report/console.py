@@ -7,6 +7,7 @@ visible and rich markup is escaped before anything reaches the terminal.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -193,3 +194,25 @@ def render_detection(doc: dict[str, Any], console: Console, lang: str, max_rows:
         kinds[a["kind"]] = kinds.get(a["kind"], 0) + a["count"]
     if kinds:
         console.print(t("detect.alerts", lang, counts=", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))))
+
+
+def render_triage(doc: dict[str, Any], console: Console, lang: str, max_findings: int = 8) -> None:
+    """One row per host: status, then each finding with its first evidence line."""
+    table = Table(title=t("triage.title", lang), show_lines=True, expand=True)
+    table.add_column(t("summary.host", lang), no_wrap=True)
+    table.add_column(t("summary.status", lang), no_wrap=True)
+    table.add_column(t("summary.findings", lang), ratio=1)
+    for h in doc["hosts"]:
+        lines = []
+        for f in h["findings"][:max_findings]:
+            style = SEVERITY_STYLE.get(f["severity"], "")
+            lines.append(f"[{style}]{safe(f['severity'])}[/] {safe(f['title'])}")
+            for ev in f["evidence"][:1]:
+                lines.append(f"  [dim]{safe(Path(ev['file'] or '').name, 60)}:{ev['line']}[/] {safe(ev['text'], 160)}")
+        status = h["status"]
+        table.add_row(
+            f"{safe(h['host'])}\n{safe(h['ip'])}",
+            f"[{STATUS_STYLE.get(status, '')}]{t('status.' + status, lang)}[/]",
+            "\n".join(lines) or "-",
+        )
+    console.print(table)

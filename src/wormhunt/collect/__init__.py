@@ -1,0 +1,1 @@
+"""Collectors: gather triage bundles (docs/bundle.md) from the machine wormhunt runs on."""
