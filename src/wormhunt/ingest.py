@@ -202,7 +202,8 @@ def ingest_one(case: Case, item: Input) -> ManifestEntry:
         entry.sha256 = entry.sha256 or _sha256(path)
         case.record(entry, quick_fp=quick)
         return entry
-    case.refresh_views()
+    if sink.writers:  # only Parquet partitions change what the bulk views list
+        case.refresh_views()
     case.append_manifest(entry)
     return entry
 

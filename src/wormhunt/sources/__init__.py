@@ -18,6 +18,7 @@ from wormhunt.sources import (
     paloalto,
     pcap,
     pfirewall,
+    pscim,
     sangfor,
     schtasks,
     services,
@@ -61,7 +62,7 @@ FORMATS: dict[str, Format] = {
             for f in m.FORMATS
         ),
         # Host artifacts whose module declares its own entries.
-        *(f for m in (services, schtasks, autoruns, wmi, hostcfg, filelist, hotfix) for f in m.FORMATS),
+        *(f for m in (services, schtasks, autoruns, wmi, hostcfg, filelist, hotfix, pscim) for f in m.FORMATS),
     )
 }
 

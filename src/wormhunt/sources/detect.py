@@ -11,6 +11,8 @@ from wormhunt.sources.base import Format
 from wormhunt.sources.text import SNIFF_BYTES, Encoding, sniff_encoding
 
 MIN_SCORE = 0.5
+SURE = 0.9
+SHORT_HEAD = 8192
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,13 @@ def detect_head(head: bytes, complete: bool) -> Detection:
     if _binary(head, encoding):
         return Detection(None, encoding, 0.0, "binary (not text)")
     text = head[encoding.bom :].decode(encoding.name, errors="replace")
-    scored = sorted(((f.sniff(text), f.name) for f in FORMATS.values()), reverse=True)
+    # Every format shows itself within its first lines: score a short head first (thirty
+    # sniffers over 64 KB each cost more than parsing a small host file), the whole one if
+    # nothing is sure enough.
+    short = text[:SHORT_HEAD]
+    scored = sorted(((f.sniff(short), f.name) for f in FORMATS.values()), reverse=True)
+    if scored[0][0] < SURE and len(text) > len(short):
+        scored = sorted(((f.sniff(text), f.name) for f in FORMATS.values()), reverse=True)
     score, name = scored[0]
     if score < MIN_SCORE:
         return Detection(None, encoding, score, "unrecognized text format")
