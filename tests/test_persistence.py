@@ -77,3 +77,22 @@ def test_ordinary_windows_persistence_raises_nothing(tmp_path: Path) -> None:
         sockets=[{"pid": 900, "remote_ip": "10.0.0.5", "remote_port": 443, "listening": False}],
     )  # fmt: skip
     assert got == {}
+
+
+def test_system_binary_with_an_unexpected_parent(tmp_path: Path) -> None:
+    from wormhunt.analyze import host
+
+    with Case(tmp_path / "case") as case:
+        insert(
+            case,
+            "processes",
+            [
+                {"pid": 600, "ppid": 500, "name": "services.exe"},
+                {"pid": 880, "ppid": 600, "name": "svchost.exe"},  # genuine
+                {"pid": 2200, "ppid": 1900, "name": "explorer.exe"},
+                {"pid": 2300, "ppid": 2200, "name": "svchost.exe"},  # started by explorer: suspicious
+            ],
+        )
+        found = host.unexpected_parents(case)
+    assert [(f.params["pid"], f.params["parent"]) for f in found] == [(2300, "explorer.exe")]
+    assert found[0].severity == "high" and found[0].evidence[0].line == 4

@@ -125,8 +125,43 @@ def hidden_pids(case: Case) -> list[dict[str, Any]]:
     )
 
 
+def unexpected_parents(case: Case) -> list[Finding]:
+    """System binaries started by another parent than Windows starts them with (a svchost
+    whose parent is not services.exe), when the parent is in the same listing."""
+    binaries = {k.lower(): v["parents"] for k, v in load("system_binaries")["binaries"].items() if "parents" in v}
+    rows = case.query(
+        """SELECT c.host, c.pid, c.name, c.ppid, p.name AS parent, c.created, c.evidence_id, c.line
+           FROM processes c JOIN processes p
+             ON p.host IS NOT DISTINCT FROM c.host AND p.evidence_id = c.evidence_id AND p.pid = c.ppid
+           WHERE lower(c.name) IN (SELECT unnest(?::VARCHAR[])) AND p.name IS NOT NULL
+             AND (p.created IS NULL OR c.created IS NULL OR p.created <= c.created)
+           ORDER BY c.host, c.evidence_id, c.line""",
+        [list(binaries)],
+    )
+    out = []
+    for r in rows:
+        allowed = {x.lower() for x in binaries[r["name"].lower()]}
+        if r["parent"].lower() not in allowed:
+            params = {"name": r["name"], "pid": r["pid"], "parent": r["parent"], "ppid": r["ppid"],
+                      "expected": ", ".join(sorted(allowed))}  # fmt: skip
+            out.append(
+                Finding(
+                    "host.unexpected_parent",
+                    r["host"],
+                    "high",
+                    "T1036.005",
+                    "finding.unexpected_parent",
+                    params,
+                    r["created"],
+                    None,
+                    evidence_refs("processes", [r]),
+                )
+            )
+    return out
+
+
 def findings(case: Case) -> list[Finding]:
-    out = masquerades(case)
+    out = masquerades(case) + unexpected_parents(case)
     images: dict[tuple[str, int], str] = {}
     for r in case.query("SELECT host, pid, name, image_path FROM processes WHERE pid IS NOT NULL"):
         key = (r["host"], r["pid"])

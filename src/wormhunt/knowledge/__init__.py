@@ -24,7 +24,7 @@ _STR_LIST = [str]
 SCHEMAS: dict[str, Any] = {
     "headers": {str: (dict, list)},
     "system_binaries": {
-        "binaries": {str: {"folders": _STR_LIST, "max_instances?": int}},
+        "binaries": {str: {"folders": _STR_LIST, "max_instances?": int, "parents?": _STR_LIST}},
         "worm_folders": [{"path": str, "family": (str, type(None)), "confidence": str}],
     },
     "network_signatures": {
