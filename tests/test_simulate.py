@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -122,3 +124,66 @@ def test_scales_to_a_thousand_hosts(tmp_path: Path) -> None:
         assert sum(1 for _ in fh) == lines
     assert lines >= 95_000
     assert len(truth["infected"]) >= 8
+
+
+NEW_ARTIFACTS = {
+    "dir_appdiagnostics.txt": {"dir"},
+    "certutil_sha256.txt": {"certutil-hashfile"},
+    "portproxy.txt": {"netsh-portproxy"},
+    "net_user.txt": {"net-user"},
+    "hotfixes.csv": {"wmic-qfe", "Get-HotFix"},
+    "wmi_subscriptions.txt": {"wmi-subscription"},
+    "autoruns.csv": {"autorunsc"},
+}
+
+
+def test_bundles_carry_the_responder_artifacts_in_both_locales(tmp_path: Path) -> None:
+    from wormhunt.sources import autoruns as autoruns_src
+    from wormhunt.sources import filelist, hostcfg, hotfix, wmi
+    from wormhunt.sources.base import MemorySink, Sink
+
+    truth = simulate(tmp_path / "s", hosts=30, seed=9, lines=2000, days=1)
+    seen: set[tuple[str, bool]] = set()
+    for h in truth["hosts"]:
+        folder = tmp_path / "s" / "hosts" / h["host"]
+        present = {name for name in NEW_ARTIFACTS if (folder / name).exists()}
+        # AppDiagnostics listing and hashes only where the worm left files; portproxy only where a forward exists.
+        assert ({"dir_appdiagnostics.txt", "certutil_sha256.txt"} <= present) == h["infected"], h["host"]
+        assert ("portproxy.txt" in present) == (h["role"] == "app"), h["host"]
+        assert {"net_user.txt", "hotfixes.csv", "wmi_subscriptions.txt", "autoruns.csv"} <= present
+        for name in present:
+            det = detect_file(folder / name)
+            assert det.format is not None and det.format.name in NEW_ARTIFACTS[name], (h["host"], name, det)
+        seen.add((h["locale"], h["infected"]))
+
+        def rows(name: str, parser: Callable[[str, Sink], None], table: str, folder: Path = folder) -> list[dict]:
+            sink = MemorySink()
+            parser(decode((folder / name).read_bytes()).text, sink)
+            assert sink.skips == [], (folder.name, name, sink.skips)
+            return sink.of(table)
+
+        users = [r["name"] for r in rows("net_user.txt", hostcfg.parse_netuser, "host_config")]
+        assert users[:2] == ["Administrator", "Guest"] and len(users) == 3
+        # The same updates as systeminfo lists, MS17-010 among them exactly when the host is patched.
+        kbs = {r["hotfix"] for r in rows("hotfixes.csv", hotfix.parse, "hotfixes")}
+        listed_by_systeminfo = set(re.findall(r"\]: (KB\d+)", decode((folder / "systeminfo.txt").read_bytes()).text))
+        assert kbs == listed_by_systeminfo and kbs
+        subs = rows("wmi_subscriptions.txt", wmi.parse, "wmi")
+        assert [r["class"] for r in subs] == ["__EventFilter", "NTEventLogEventConsumer", "__FilterToConsumerBinding"]
+        assert subs[0]["name"] == "SCM Event Log Filter" and subs[2]["consumer"].endswith('"SCM Event Log Consumer"')
+        entries = {r["entry"] for r in rows("autoruns.csv", autoruns_src.parse, "autoruns")}
+        assert ("snmpstorsrv" in entries) == h["infected"]
+        if h["infected"]:
+            listed = rows("dir_appdiagnostics.txt", filelist.parse_dir, "files")
+            assert {r["path"] for r in listed} == {f for f in h["artifacts"]["files"] if "AppDiagnostics" in f}
+            # The forged creation date; the reader files it as `created` only when the echoed `dir /t:c`
+            # prompt says which time the listing shows (console copies), else as `modified`.
+            assert {(r["created"] or r["modified"]).date().isoformat() for r in listed} == {"2017-04-15"}
+            assert all(r["created"] is not None for r in listed) == (h["collection"] == "console-copy")
+            hashed = rows("certutil_sha256.txt", filelist.parse_certutil, "files")
+            assert {r["path"] for r in hashed} == set(h["artifacts"]["files"])
+            assert all(len(r["sha256"]) == 64 for r in hashed)
+        if h["role"] == "app":
+            fwd = rows("portproxy.txt", hostcfg.parse_portproxy, "host_config")
+            assert [r["name"] for r in fwd] == [f"{h['ip']}:8443"]
+    assert seen == {("zh-CN", True), ("zh-CN", False), ("en-US", True), ("en-US", False)}

@@ -198,3 +198,21 @@ def test_knowledge_schema_rejects_bad_values() -> None:
         bad["signatures"][0][field] = value
         with pytest.raises(KnowledgeError, match=field):
             validate("network_signatures", bad)
+
+
+def test_identical_output_from_two_hosts_is_evidence_for_both(tmp_path: Path) -> None:
+    from wormhunt.ingest import ingest
+
+    text = "\r\n".join(
+        ["", "Active Connections", "", "  Proto  Local Address          Foreign Address        State           PID",
+         "  TCP    0.0.0.0:135            0.0.0.0:0              LISTENING       880", ""]
+    )  # fmt: skip
+    for host in ("HOSTA", "HOSTB"):
+        (tmp_path / "ev" / host).mkdir(parents=True)
+        (tmp_path / "ev" / host / "netstat.txt").write_text(text, encoding="ascii")
+    with Case(tmp_path / "case") as case:
+        first = ingest(case, [tmp_path / "ev"])
+        again = ingest(case, [tmp_path / "ev"])
+        hosts = {r["host"] for r in case.query("SELECT DISTINCT host FROM sockets")}
+    assert [e.status for e in first] == ["ingested", "ingested"] and hosts == {"HOSTA", "HOSTB"}
+    assert [e.status for e in again] == ["duplicate", "duplicate"]

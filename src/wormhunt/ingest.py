@@ -150,7 +150,7 @@ def ingest_one(case: Case, item: Input) -> ManifestEntry:
         case.record(entry)
         return entry
     try:
-        dup_id, digest, quick = case.find_duplicate(path)
+        dup_id, digest, quick = case.find_duplicate(path, item.host)
     except OSError as exc:
         entry.status, entry.message = "error", f"cannot read: {exc.strerror or exc}"
         case.record(entry)

@@ -310,14 +310,16 @@ class Case:
     def _next_id(self) -> int:
         return int(self.con.execute("SELECT coalesce(max(evidence_id), 0) + 1 FROM evidence").fetchone()[0])
 
-    def find_duplicate(self, path: Path) -> tuple[int | None, str | None, str]:
-        """(evidence id, sha256) of an ingested file with the same content, plus the quick fingerprint."""
+    def find_duplicate(self, path: Path, host: str | None = None) -> tuple[int | None, str | None, str]:
+        """(evidence id, sha256) of an ingested file with the same content and host, plus the
+        quick fingerprint. Identical output from two hosts (an autoruns or certutil listing)
+        is evidence about each of them, so it is only a duplicate for the same host."""
         fp = quick_fingerprint(path)
         # Only evidence that was read counts: a file that failed or was not recognised is tried again.
         hits = self.con.execute(
             "SELECT evidence_id, sha256 FROM evidence"
-            " WHERE quick_fp = ? AND status IN ('ingested', 'empty', 'no records')",
-            [fp],
+            " WHERE quick_fp = ? AND status IN ('ingested', 'empty', 'no records') AND host IS NOT DISTINCT FROM ?",
+            [fp, host],
         ).fetchall()
         if not hits:
             return None, None, fp

@@ -90,6 +90,8 @@ class HostState:
     services: dict[int, list[str]] = field(default_factory=dict)  # PID -> hosted services
     tasks: list[dict[str, str]] = field(default_factory=list)  # scheduled tasks (for task writers)
     files: list[str] = field(default_factory=list)  # malware files on disk
+    accounts: list[str] = field(default_factory=list)  # local accounts (`net user`); WannaMine 3.0 adds none
+    portproxy: list[tuple[str, str, str, str]] = field(default_factory=list)  # listen addr/port, connect addr/port
     boot_ts: float = 0.0
     infected: bool = False
     scanner_hidden: bool = False
@@ -262,6 +264,7 @@ def build(company: Company, ob: Outbreak, host: Host, collect_ts: float, seed: i
             rf"{SYS32}\MarsTraceDiagnostics.xml",
             rf"{SYS32}\TrustedHostex.exe",
             rf"{APPDIAG}\svchost.exe",
+            rf"{APPDIAG}\svchost.xml",  # the EternalBlue config, rewritten for every target
             rf"{APPDIAG}\spoolsv.exe",
             rf"{APPDIAG}\x64.dll",
             rf"{APPDIAG}\x86.dll",
@@ -281,6 +284,7 @@ def build(company: Company, ob: Outbreak, host: Host, collect_ts: float, seed: i
             add(
                 "svchost.exe",
                 rf"{APPDIAG}\svchost.exe",
+                rf"{APPDIAG}\svchost.xml",  # the EternalBlue config, rewritten for every target
                 rf"{APPDIAG}\svchost.exe --InConfig svchost.xml --TargetIp {target.ip} --TargetPort 445 "
                 r"--Target WIN72K8R2",
                 ppid=scanner.pid,
@@ -378,4 +382,9 @@ def build(company: Company, ob: Outbreak, host: Host, collect_ts: float, seed: i
     socks.append(Sock("UDP", f"{ip}:137", "*:*", None, 4))
     socks.append(Sock("UDP", f"{ip}:138", "*:*", None, 4))
     socks.append(Sock("UDP", "[::]:500", "*:*", None, svchost["netsvcs"].pid))
+    # Local accounts and port forwards: fixed per host (no draw from `rng`, so adding them left every
+    # other artifact unchanged). The application servers publish their web console through portproxy.
+    st.accounts = ["Administrator", "Guest", "itadmin" if host.server else "deskadmin"]
+    if host.role == "app":
+        st.portproxy = [(host.ip, "8443", "127.0.0.1", "8080")]
     return st

@@ -12,12 +12,13 @@ way each collection method leaves it on disk (formats.md sections 0-3, 6):
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import time
 from pathlib import Path
 
 from wormhunt.simulate.company import OSES, Host
-from wormhunt.simulate.hostview import HostState
+from wormhunt.simulate.hostview import APPDIAG, HostState
 from wormhunt.sources.text import display_width
 
 OEM = {"zh-CN": "gbk", "en-US": "cp437"}
@@ -134,7 +135,7 @@ def systeminfo(st: HostState, collect_ts: float) -> str:
     h: Host = st.host
     zh = h.locale == "zh-CN"
     os_info = OSES[h.os]
-    fixes = list(os_info["fixes"]) + (list(os_info["ms17010"]) if h.patched else [])
+    fixes = _fixes(h)
     boot = _clock(st.boot_ts, h.tz_offset_min)
     inst = _clock(st.boot_ts - 400 * 86400, h.tz_offset_min)
     if zh:
@@ -271,9 +272,7 @@ def sc_qc(st: HostState) -> str:
     for pid, names in sorted(st.services.items()):
         proc = by_pid.get(pid)
         for name in names:
-            path = _OWN_PROCESS.get(name) or (
-                proc.cmd if proc and proc.cmd else rf"C:\Windows\system32\{name}.exe"
-            )
+            path = _OWN_PROCESS.get(name) or (proc.cmd if proc and proc.cmd else rf"C:\Windows\system32\{name}.exe")
             shared = "svchost.exe" in path.lower()
             out += [
                 f"[SC] QueryServiceConfig {ok}",
@@ -328,10 +327,316 @@ def schtasks_csv(st: HostState) -> str:
     return "\n".join(",".join(f'"{c}"' for c in r) for r in rows) + "\n"
 
 
+def _fixes(h: Host) -> list[str]:
+    """The host's installed updates: what `systeminfo`, `wmic qfe` and `Get-HotFix` all list."""
+    os_info = OSES[h.os]
+    return list(os_info["fixes"]) + (list(os_info["ms17010"]) if h.patched else [])
+
+
+def fake_sha256(path: str, host: str = "") -> str:
+    """A stable stand-in for the SHA-256 of a file, derived from its path: the same malware file hashes
+    alike on every host. The EternalBlue config (`svchost.xml`) is rewritten for each target, so its
+    hash also depends on the host."""
+    salt = host if path.lower().endswith("\\svchost.xml") else ""
+    return hashlib.sha256(f"wormhunt-sim:{path.lower()}:{salt}".encode()).hexdigest()
+
+
+def _fake_size(path: str) -> int:
+    n = int(fake_sha256(path)[:8], 16)
+    return 1024 + n % 16_000 if path.lower().endswith(".xml") else 40_960 + n % 5_000_000
+
+
+# WannaMine 3.0 forges the creation time of its AppDiagnostics files (incident.md): 2017-04-15.
+_FORGED = (2017, 4, 15, 3, 12)
+
+
+def dir_appdiag(st: HostState) -> str | None:
+    """`dir /s /t:c C:\\Windows\\AppDiagnostics`; None when the folder is absent (clean hosts).
+
+    On a clean host cmd prints the volume banner and `File Not Found` / `找不到文件`; the `dir`
+    reader does not recognise a listing without a `Directory of` line, so nothing is written.
+    """
+    files = sorted((p for p in st.files if p.lower().startswith(APPDIAG.lower() + "\\")), key=str.lower)
+    if not files:
+        return None
+    zh = st.host.locale == "zh-CN"
+    y, mo, d, hh, mi = _FORGED
+    if zh:
+        stamp = f"{y:04d}/{mo:02d}/{d:02d}  {hh:02d}:{mi:02d}"
+    else:
+        stamp = f"{mo:02d}/{d:02d}/{y:04d}  {hh % 12 or 12:02d}:{mi:02d} {'PM' if hh >= 12 else 'AM'}"
+    total = sum(_fake_size(p) for p in files)
+    serial = fake_sha256(st.host.name)[:8].upper()
+    free = f"{40_000_000_000 + int(serial, 16) % 20_000_000_000:,}"
+    out = [
+        " 驱动器 C 中的卷没有标签。" if zh else " Volume in drive C has no label.",
+        f" 卷的序列号是 {serial[:4]}-{serial[4:]}" if zh else f" Volume Serial Number is {serial[:4]}-{serial[4:]}",
+        "",
+        f" {APPDIAG} 的目录" if zh else f" Directory of {APPDIAG}",
+        "",
+        f"{stamp}    <DIR>          .",
+        f"{stamp}    <DIR>          ..",
+    ]
+    out += [f"{stamp}    {_fake_size(p):>14,} {p.rsplit(chr(92), 1)[1]}" for p in files]
+    n = len(files)
+    count = f"{n:>16} 个文件 {total:>14,} 字节" if zh else f"{n:>16} File(s) {total:>14,} bytes"
+    out += [count, "", "     所列文件总数:" if zh else "     Total Files Listed:", count]
+    out.append(f"{2:>16} 个目录 {free} 可用字节" if zh else f"{2:>16} Dir(s)  {free} bytes free")
+    return "\n".join(out) + "\n"
+
+
+def certutil_sha256(st: HostState) -> str | None:
+    """`certutil -hashfile <f> SHA256` for each malware file, run one after another.
+
+    Windows 7 / 2008 R2 certutil prints the digest as space-separated byte pairs; zh-CN
+    builds of that age word the header `SHA256 的 文件 <path> 哈希:`."""
+    if not st.files:
+        return None
+    zh = st.host.locale == "zh-CN"
+    old = st.host.os in ("2008r2", "win7")
+    out = []
+    for path in st.files:
+        digest = fake_sha256(path, st.host.name)
+        if zh:
+            out.append(f"SHA256 的 文件 {path} 哈希:" if old else f"SHA256 的 {path} 哈希:")
+        else:
+            out.append(f"SHA256 hash of file {path}:" if old else f"SHA256 hash of {path}:")
+        out.append(" ".join(digest[i : i + 2] for i in range(0, 64, 2)) if old else digest)
+        done = "CertUtil: -hashfile 命令成功完成。" if zh else "CertUtil: -hashfile command completed successfully."
+        out.append(done)
+    return "\n".join(out) + "\n"
+
+
+def portproxy(st: HostState) -> str | None:
+    """`netsh interface portproxy show all`; None when there is no forward (netsh prints a blank line,
+    which ingest records as an empty file)."""
+    if not st.portproxy:
+        return None
+    zh = st.host.locale == "zh-CN"
+    out = [
+        "",
+        "侦听 ipv4:                 连接到 ipv4:" if zh else "Listen on ipv4:             Connect to ipv4:",
+        "",
+        (
+            "地址            端口        地址            端口"
+            if zh
+            else "Address         Port        Address         Port"
+        ),
+        "--------------- ----------  --------------- ----------",
+    ]
+    out += [f"{a:<15} {p:<11} {ca:<15} {cp}" for a, p, ca, cp in st.portproxy]
+    return "\n".join(out) + "\n\n"
+
+
+def net_user(st: HostState) -> str:
+    """`net user`: names in 25-character columns, three to a line."""
+    zh = st.host.locale == "zh-CN"
+    out = ["", rf"\\{st.host.name} 的用户帐户" if zh else rf"User accounts for \\{st.host.name}", "", "-" * 79]
+    names = st.accounts
+    for i in range(0, len(names), 3):
+        out.append("".join(f"{n:<25}" for n in names[i : i + 3]))
+    out += ["命令成功完成。" if zh else "The command completed successfully.", ""]
+    return "\n".join(out) + "\n"
+
+
+_QFE_COLUMNS = "Caption,CSName,Description,FixComments,HotFixID,InstallDate,InstalledBy,InstalledOn,Name," \
+    "ServicePackInEffect,Status"  # fmt: skip
+
+
+def _fix_date(kb: str, i: int) -> tuple[int, int, int]:
+    """Install date of an update: the MS17-010 ones after their March 2017 release, the rest earlier."""
+    n = int(kb[2:]) if kb[2:].isdigit() else i
+    if kb.startswith("KB40121"):
+        return 2017, 3, 15 + n % 14
+    return 2015 + n % 2, 1 + n % 12, 1 + n % 28
+
+
+def hotfixes(st: HostState) -> tuple[str, str]:
+    """(tool, text): `wmic qfe list full /format:csv` from cmd and console, `Get-HotFix` CSV from PowerShell.
+
+    Property names are not localized; InstalledOn follows the host's short date format."""
+    h = st.host
+    zh = h.locale == "zh-CN"
+    fixes = _fixes(h)
+    if h.collection == "powershell":
+        buf = io.StringIO()
+        w = csv.writer(buf, quoting=csv.QUOTE_ALL, lineterminator="\n")
+        w.writerow(["Source", "Description", "HotFixID", "InstalledBy", "InstalledOn"])
+        for i, kb in enumerate(fixes):
+            y, m, d = _fix_date(kb, i)
+            when = f"{y}/{m}/{d} 0:00:00" if zh else f"{m}/{d}/{y} 12:00:00 AM"
+            desc = "Security Update" if kb in OSES[h.os]["ms17010"] else "Update"
+            w.writerow([h.name, desc, kb, "NT AUTHORITY\\SYSTEM", when])
+        return "hotfix-ps", buf.getvalue()
+    lines = ["", "Node," + _QFE_COLUMNS]
+    for i, kb in enumerate(fixes):
+        y, m, d = _fix_date(kb, i)
+        when = f"{y}/{m}/{d}" if zh else f"{m}/{d}/{y}"
+        desc = "Security Update" if kb in OSES[h.os]["ms17010"] else "Update"
+        url = f"http://support.microsoft.com/?kbid={kb[2:]}"
+        lines.append(f"{h.name},{url},{h.name},{desc},,{kb},,NT AUTHORITY\\SYSTEM,{when},,,")
+    return "wmic-qfe", "\n".join(lines) + "\n"
+
+
+def _format_list(props: list[tuple[str, str]], width: int = 119) -> list[str]:
+    """One object as PowerShell Format-List prints it: names padded to the longest, long values
+    wrapped at the console width onto lines indented to the value column (inside tokens too)."""
+    pad = max(len(k) for k, _ in props)
+    out = []
+    for key, value in props:
+        head = f"{key:<{pad}} : "
+        room = width - len(head)
+        if not value:
+            out.append(f"{key:<{pad}} :")
+            continue
+        chunks = [value[i : i + room] for i in range(0, len(value), room)]
+        out.append(head + chunks[0])
+        out += [" " * len(head) + c for c in chunks[1:]]
+    return out
+
+
+def wmi_subscriptions(st: HostState) -> str:
+    """`Get-WmiObject -Namespace root\\subscription -Class __EventFilter`, then `__EventConsumer`,
+    then `__FilterToConsumerBinding`: Format-List, objects two blank lines apart (formats.md 7.1).
+
+    Every host has Windows' own SCM Event Log filter, consumer and binding; WannaMine 3.0 adds none."""
+    node = st.host.name
+    ns = r"ROOT\Subscription"
+
+    def system(cls: str, sup: str, relpath: str, count: int, deriv: str) -> list[tuple[str, str]]:
+        return [
+            ("__GENUS", "2"),
+            ("__CLASS", cls),
+            ("__SUPERCLASS", sup),
+            ("__DYNASTY", "__SystemClass"),
+            ("__RELPATH", relpath),
+            ("__PROPERTY_COUNT", str(count)),
+            ("__DERIVATION", deriv),
+            ("__SERVER", node),
+            ("__NAMESPACE", ns),
+            ("__PATH", rf"\\{node}\{ns}:{relpath}"),
+        ]
+
+    filt = '__EventFilter.Name="SCM Event Log Filter"'
+    cons = 'NTEventLogEventConsumer.Name="SCM Event Log Consumer"'
+    binding = "__FilterToConsumerBinding.Consumer=" + '"' + cons.replace('"', '\\"') + '",Filter="'
+    binding += filt.replace('"', '\\"') + '"'
+    rel = "{__IndicationRelated, __SystemClass}"
+    objects = [
+        [
+            *system("__EventFilter", "__IndicationRelated", filt, 6, rel),
+            ("CreatorSID", "{1, 2, 0, 0...}"),
+            ("EventAccess", ""),
+            ("EventNamespace", r"root\cimv2"),
+            ("Name", "SCM Event Log Filter"),
+            ("Query", "select * from MSFT_SCMEventLogEvent"),
+            ("QueryLanguage", "WQL"),
+            ("PSComputerName", node),
+        ],
+        [
+            *system("NTEventLogEventConsumer", "__EventConsumer", cons, 13,
+                "{__EventConsumer, __IndicationRelated, __SystemClass}"),
+            ("Category", "0"),
+            ("CreatorSID", "{1, 2, 0, 0...}"),
+            ("EventID", "0"),
+            ("EventType", "1"),
+            ("InsertionStringTemplates", "{}"),
+            ("MachineName", ""),
+            ("MaximumQueueSize", ""),
+            ("Name", "SCM Event Log Consumer"),
+            ("NameOfRawDataProperty", ""),
+            ("NameOfUserSIDProperty", "sid"),
+            ("NumberOfInsertionStrings", "0"),
+            ("SourceName", "Service Control Manager"),
+            ("UNCServerName", ""),
+            ("PSComputerName", node),
+        ],
+        [
+            *system("__FilterToConsumerBinding", "__IndicationRelated", binding, 7, rel),
+            ("Consumer", cons),
+            ("CreatorSID", "{1, 2, 0, 0...}"),
+            ("DeliverSynchronously", "False"),
+            ("DeliveryQoS", ""),
+            ("Filter", filt),
+            ("MaintainSecurityContext", "False"),
+            ("SlowDownProviders", "False"),
+            ("PSComputerName", node),
+        ],
+    ]  # fmt: skip
+    out = [""]
+    for obj in objects:
+        out += [*_format_list(obj), "", ""]
+    return "\n".join(out) + "\n"
+
+
+_AUTORUNS_HEADER = ["Time", "Entry Location", "Entry", "Enabled", "Category", "Profile", "Description", "Signer",
+                    "Company", "Image Path", "Version", "Launch String", "MD5", "SHA-1", "PESHA-1", "PESHA-256",
+                    "SHA-256", "IMP"]  # fmt: skip
+_RUN = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Run"
+_SERVICES = r"HKLM\System\CurrentControlSet\Services"
+
+
+def autoruns_csv(st: HostState) -> str:
+    """`autorunsc -a * -c -h -s` (no `-t`: times in the host's short date format), benign entries and,
+    on infected hosts, the snmpstorsrv service."""
+    zh = st.host.locale == "zh-CN"
+
+    def when(y: int, m: int, d: int, hh: int, mi: int) -> str:
+        if zh:
+            return f"{y}/{m}/{d} {hh}:{mi:02d}"
+        return f"{m}/{d}/{y} {hh % 12 or 12}:{mi:02d} {'PM' if hh >= 12 else 'AM'}"
+
+    def hashes(path: str) -> list[str]:
+        h = fake_sha256(path).upper()
+        return [h[:32], h[:40], h[24:64], h[::-1], h, h[8:40]]
+
+    def key_time(ts: float) -> str:
+        t = _clock(ts, st.host.tz_offset_min)
+        return when(t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min)
+
+    # Section rows carry each key's last write: OS install (as systeminfo shows it), a software
+    # install some days later, and the last service change before the last boot.
+    installed = st.boot_ts - 400 * 86400
+    spread = int(fake_sha256(st.host.name)[:8], 16)
+    run_written = installed + 86400 + spread % (300 * 86400)
+    services_written = st.boot_ts - 86400 - (spread >> 8) % (20 * 86400)
+    ms, verified = "Microsoft Corporation", "(Verified) Microsoft Windows"
+    rows: list[list[str]] = [[key_time(installed), "HKLM\\System\\CurrentControlSet\\Control\\Session Manager\\"
+                              "BootExecute", *[""] * 16]]  # fmt: skip
+    rows.append([when(2009, 7, 14, 1, 39), rows[0][1], "autocheck autochk *", "enabled", "Boot Execute",
+                 "System-wide", "Auto Check Utility", verified, ms, r"c:\windows\system32\autochk.exe",
+                 "6.1.7600.16385", "autocheck autochk *", *hashes(r"c:\windows\system32\autochk.exe")])  # fmt: skip
+    rows.append([key_time(run_written), _RUN, *[""] * 16])
+    if st.host.server:
+        vm = r"c:\program files\vmware\vmware tools\vmtoolsd.exe"
+        rows.append([when(2018, 4, 13, 10, 5), _RUN, "VMware User Process", "enabled", "Logon", "System-wide",
+                     "VMware Tools Core Service", "(Verified) VMware, Inc.", "VMware, Inc.", vm, "10.2.5.3619",
+                     rf'"{vm}" -n vmusr', *hashes(vm)])  # fmt: skip
+    rows.append([key_time(services_written), _SERVICES, *[""] * 16])
+    spool = r"c:\windows\system32\spoolsv.exe"
+    rows.append([when(2010, 11, 20, 21, 29), _SERVICES, "Spooler", "enabled", "Services", "System-wide",
+                 "Print Spooler: Loads files to memory for later printing.", verified, ms, spool,
+                 "6.1.7601.17514", r"C:\Windows\System32\spoolsv.exe", *hashes(spool)])  # fmt: skip
+    if "snmpstorsrv" in {s for names in st.services.values() for s in names}:
+        dll = r"c:\windows\system32\snmpstorsrv.dll"
+        rows.append([when(2017, 4, 15, 3, 12), _SERVICES, "snmpstorsrv", "enabled", "Services", "System-wide",
+                     "snmpstorsrv: Simple Network Management Protocol (SNMP) Storage Service", "(Not verified) ",
+                     "", dll, "", r"C:\Windows\System32\svchost.exe -k netsvcs", *hashes(dll)])  # fmt: skip
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(_AUTORUNS_HEADER)
+    for r in rows:
+        w.writerow(r)
+    return buf.getvalue()
+
+
 def encode(text: str, host: Host, tool: str) -> bytes:
     """Bytes on disk for `text` collected from `host` by its collection method."""
+    if tool == "autoruns":
+        # autorunsc writes its CSV as UTF-16LE itself, however it is redirected.
+        return b"\xff\xfe" + text.replace("\n", "\r\n").encode("utf-16-le")
     if host.collection == "powershell":
-        body = text.replace("\n", "\r\r\n" if tool == "wmic" else "\r\n")
+        body = text.replace("\n", "\r\r\n" if tool in ("wmic", "wmic-qfe") else "\r\n")
         return b"\xff\xfe" + body.encode("utf-16-le")
     if host.collection == "console-copy":
         prompt = {
@@ -342,12 +647,20 @@ def encode(text: str, host: Host, tool: str) -> bytes:
             "wmic": "wmic process get " + WMIC_COLUMNS + " /format:csv",
             "sc": "for /f %s in (services.txt) do sc qc %s",
             "schtasks": "schtasks /query /fo csv /v",
+            "dir": r"dir /s /t:c C:\Windows\AppDiagnostics",
+            "certutil": "for %f in (files.txt) do certutil -hashfile %f SHA256",
+            "portproxy": "netsh interface portproxy show all",
+            "net-user": "net user",
+            "wmic-qfe": "wmic qfe list full /format:csv",
+            "wmi": 'powershell -c "Get-WmiObject -Namespace root\\subscription -Class __EventFilter; '
+            "Get-WmiObject -Namespace root\\subscription -Class __EventConsumer; "
+            'Get-WmiObject -Namespace root\\subscription -Class __FilterToConsumerBinding"',
         }[tool]
         width = 120
         lines = [f"C:\\Windows\\system32>{prompt}", *text.split("\n")]
         padded = [ln + " " * max(0, width - display_width(ln)) if ln else ln for ln in lines]
         return "\r\n".join(padded).encode("utf-8")
-    if tool == "wmic":
+    if tool in ("wmic", "wmic-qfe"):
         return b"\xff\xfe" + text.replace("\n", "\r\n").encode("utf-16-le")
     return text.replace("\n", "\r\n").encode(OEM[host.locale], errors="replace")
 
@@ -362,9 +675,18 @@ def write_bundle(st: HostState, collect_ts: float, folder: Path) -> list[Path]:
         "wmic_process.csv": ("wmic", wmic_csv(st, st.host.tz_offset_min)),
         "sc_qc.txt": ("sc", sc_qc(st)),
         "schtasks_v.csv": ("schtasks", schtasks_csv(st)),
+        "dir_appdiagnostics.txt": ("dir", dir_appdiag(st)),
+        "certutil_sha256.txt": ("certutil", certutil_sha256(st)),
+        "portproxy.txt": ("portproxy", portproxy(st)),
+        "net_user.txt": ("net-user", net_user(st)),
+        "hotfixes.csv": hotfixes(st),
+        "wmi_subscriptions.txt": ("wmi", wmi_subscriptions(st)),
+        "autoruns.csv": ("autoruns", autoruns_csv(st)),
     }
     written = []
     for name, (tool, text) in files.items():
+        if text is None:
+            continue  # the command printed nothing a reader could recognise (see each writer)
         path = folder / name
         path.write_bytes(encode(text, st.host, tool))
         written.append(path)
