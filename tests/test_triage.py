@@ -31,6 +31,8 @@ def test_infected_hosts_show_their_persistence_and_clean_hosts_stay_clean(
             assert all(f.evidence and f.evidence[0].line >= 1 for f in persist)
             # The AppDiagnostics scanner shows as a masquerade, or as a hidden PID when it hides.
             masq = rules.get("host.masquerade")
+            images = [f.params["path"] for f in view.findings if f.rule == "host.masquerade"]
+            assert all(p.lower().endswith(".exe") for p in images), images  # an image, never its config
             assert (masq and "AppDiagnostics" in masq.params["path"]) or "host.hidden_pid" in rules, name
         else:
             high = [f.rule for f in view.findings if f.severity in ("high", "critical")]

@@ -284,7 +284,6 @@ def build(company: Company, ob: Outbreak, host: Host, collect_ts: float, seed: i
             add(
                 "svchost.exe",
                 rf"{APPDIAG}\svchost.exe",
-                rf"{APPDIAG}\svchost.xml",  # the EternalBlue config, rewritten for every target
                 rf"{APPDIAG}\svchost.exe --InConfig svchost.xml --TargetIp {target.ip} --TargetPort 445 "
                 r"--Target WIN72K8R2",
                 ppid=scanner.pid,
