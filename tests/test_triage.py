@@ -21,6 +21,9 @@ def test_infected_hosts_show_their_persistence_and_clean_hosts_stay_clean(
     with Case(tmp_path / "case") as case:
         ingest(case, [tmp_path / "ev" / "hosts", tmp_path / "ev" / "assets.csv"])
         inv = analyze(case)
+        tools = case.query(r"SELECT command_line FROM processes WHERE image_path ILIKE '%AppDiagnostics\svchost.exe'")
+    # The EternalBlue tool is listed with its FuzzBunch command line (not its config file).
+    assert all("--InConfig" in (r["command_line"] or "") for r in tools), tools
     infected = {h["host"] for h in truth["hosts"] if h["infected"]}
     assert infected
     for name, view in inv.hosts.items():
