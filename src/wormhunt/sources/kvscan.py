@@ -452,7 +452,7 @@ def split(data, starts, ends, sep, quote, skip, vs, vl, nf):  # pragma: no cover
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _num(data, p, e, maxd):  # pragma: no cover - compiled
+def num(data, p, e, maxd):  # pragma: no cover - compiled
     """Up to maxd digits at p: (value, next position); value -1 when there are none."""
     v = 0
     q = p
@@ -460,6 +460,18 @@ def _num(data, p, e, maxd):  # pragma: no cover - compiled
         v = v * 10 + (data[q] - 48)
         q += 1
     return (v if q > p else -1), q
+
+
+@njit(cache=True, nogil=True, inline="always")
+def frac_us(data, p, e):  # pragma: no cover - compiled
+    """Digits of a fraction of a second at p (after the dot) -> (microseconds, next position)."""
+    us = 0
+    scale = 100000
+    while p < e and 48 <= data[p] <= 57:
+        us += (data[p] - 48) * scale
+        scale //= 10
+        p += 1
+    return us, p
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -476,32 +488,27 @@ def datetime_field(data, vs, vl, f, out, valid, zoned):  # pragma: no cover - co
             continue
         p = vs[f, i]
         e = p + ln
-        y, p = _num(data, p, e, 4)
+        y, p = num(data, p, e, 4)
         if y < 1970 or p >= e or (data[p] != 45 and data[p] != 47):
             continue
-        mo, p = _num(data, p + 1, e, 2)
+        mo, p = num(data, p + 1, e, 2)
         if mo < 1 or mo > 12 or p >= e or (data[p] != 45 and data[p] != 47):
             continue
-        d, p = _num(data, p + 1, e, 2)
+        d, p = num(data, p + 1, e, 2)
         if d < 1 or d > _month_days(y, mo) or p >= e or (data[p] != SPACE and data[p] != 84):
             continue
-        hh, p = _num(data, p + 1, e, 2)
+        hh, p = num(data, p + 1, e, 2)
         if hh < 0 or hh > 23 or p >= e or data[p] != 58:
             continue
-        mi, p = _num(data, p + 1, e, 2)
+        mi, p = num(data, p + 1, e, 2)
         if mi < 0 or mi > 59 or p >= e or data[p] != 58:
             continue
-        ss, p = _num(data, p + 1, e, 2)
+        ss, p = num(data, p + 1, e, 2)
         if ss < 0 or ss > 60:
             continue
         us = 0
         if p < e and (data[p] == 46 or data[p] == 44):
-            p += 1
-            scale = 100000
-            while p < e and 48 <= data[p] <= 57:
-                us += (data[p] - 48) * scale
-                scale //= 10
-                p += 1
+            us, p = frac_us(data, p + 1, e)
         secs = _days_from_civil(y, mo, d) * 86400 + hh * 3600 + mi * 60 + ss
         if p < e:
             tz = _tz_minutes(data, p, e - p)
@@ -525,17 +532,12 @@ def epoch_field(data, vs, vl, f, out, valid):  # pragma: no cover - compiled
             continue
         p = vs[f, i]
         e = p + ln
-        v, p = _num(data, p, e, 12)
+        v, p = num(data, p, e, 12)
         if v < 0:
             continue
         us = 0
         if p < e and data[p] == 46:
-            p += 1
-            scale = 100000
-            while p < e and 48 <= data[p] <= 57:
-                us += (data[p] - 48) * scale
-                scale //= 10
-                p += 1
+            us, p = frac_us(data, p + 1, e)
         if p != e:
             continue
         out[i] = v * 1000000 + us

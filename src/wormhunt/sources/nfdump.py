@@ -202,14 +202,11 @@ def _number(data, vs, vl, f, out, valid):  # pragma: no cover - compiled
             continue
         p = vs[f, i]
         e = p + ln
-        v = 0
-        nd = 0
-        while p < e and 48 <= data[p] <= 57 and nd < 18:
-            v = v * 10 + (data[p] - 48)
-            p += 1
-            nd += 1
-        if nd == 0:
+        v, q = kvscan.num(data, p, e, 18)
+        if v < 0:
             continue
+        nd = q - p
+        p = q
         frac = 0.0
         if p < e and data[p] == 46:
             p += 1
@@ -242,25 +239,13 @@ def _port(data, vs, vl, f, out, valid):  # pragma: no cover - compiled
         ln = vl[f, i]
         if ln <= 0 or ln > 7:
             continue
-        p = vs[f, i]
-        e = p + ln
-        a = 0
-        na = 0
-        while p < e and 48 <= data[p] <= 57:
-            a = a * 10 + (data[p] - 48)
-            p += 1
-            na += 1
-        if na == 0:
+        e = vs[f, i] + ln
+        a, p = kvscan.num(data, vs[f, i], e, 7)
+        if a < 0:
             continue
         if p < e and data[p] == 46:
-            p += 1
-            b = 0
-            nb = 0
-            while p < e and 48 <= data[p] <= 57:
-                b = b * 10 + (data[p] - 48)
-                p += 1
-                nb += 1
-            if nb == 0 or a > 255 or b > 255:
+            b, p = kvscan.num(data, p + 1, e, 7)
+            if b < 0 or a > 255 or b > 255:
                 continue
             a = a * 256 + b
         if p != e or a > 65535:
@@ -280,22 +265,14 @@ def _epoch(data, vs, vl, f, out, valid):  # pragma: no cover - compiled
             continue
         p = vs[f, i]
         e = p + ln
-        v = 0
-        nd = 0
-        while p < e and 48 <= data[p] <= 57 and nd < 18:
-            v = v * 10 + (data[p] - 48)
-            p += 1
-            nd += 1
+        v, q = kvscan.num(data, p, e, 18)
+        nd = q - p
+        p = q
         us = 0
         frac = False
         if p < e and data[p] == 46:
             frac = True
-            p += 1
-            scale = 100000
-            while p < e and 48 <= data[p] <= 57:
-                us += (data[p] - 48) * scale
-                scale //= 10
-                p += 1
+            us, p = kvscan.frac_us(data, p + 1, e)
         if p != e or v <= 0 or nd >= 18:
             continue
         if frac or v < 100000000000:
