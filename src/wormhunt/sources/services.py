@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from wormhunt.model import SERVICES
+from wormhunt.sources import wmic
 from wormhunt.sources.base import Format, Sink, to_int
 from wormhunt.sources.text import is_prompt, iter_lines
 
@@ -155,8 +156,6 @@ def parse_sc(text: str, sink: Sink) -> None:
 
 # --- wmic service ------------------------------------------------------------------------
 
-_WMIC_ERROR = re.compile(r"^\s*(?:Invalid (?:XSL format|XML content)|No Instance\(s\) Available|ERROR:)", re.IGNORECASE)
-_MARKER = re.compile(r"^\[wmic [\w ]+\]$")
 _SERVICE_ONLY = {"PathName", "StartMode", "StartName", "ServiceType", "State", "DisplayName", "AcceptStop"}
 # Columns that can hold commas; wmic writes them unescaped.
 _FREE = {"DisplayName", "PathName", "Description", "Caption"}
@@ -227,24 +226,8 @@ def split_service_row(cols: list[str], fields: list[str]) -> dict[str, str] | No
 
 def parse_wmic(text: str, sink: Sink) -> None:
     """Parse `wmic service get ... /format:csv` into `services` rows."""
-    cols: list[str] | None = None
-    for no, line in iter_lines(text):
-        if not line.strip() or is_prompt(line) or _MARKER.match(line):
-            continue
-        header = _wmic_header(line)
-        if header:
-            cols = header
-            continue
-        if _WMIC_ERROR.match(line):
-            sink.skip(no, "wmic error message", line)
-            continue
-        if cols is None:
-            sink.skip(no, "row before the CSV header", line)
-            continue
-        row = split_service_row(cols, line.split(","))
-        if row is None:
-            sink.skip(no, "cannot split row (ambiguous commas, or cut short)", line)
-            continue
+    reason = "cannot split row (ambiguous commas, or cut short)"
+    for no, row in wmic.csv_rows(text, sink, _wmic_header, split_service_row, reason):
         sink.row(SERVICES, _wmic_record(no, row))
 
 

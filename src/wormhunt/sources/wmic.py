@@ -7,6 +7,7 @@ and whatever is left in the middle is the command line.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from wormhunt.model import PROCESSES
@@ -69,15 +70,23 @@ def split_row(cols: list[str], fields: list[str]) -> dict[str, str] | None:
     return row if all(_valid(c, v) for c, v in row.items()) else None
 
 
-def parse(text: str, sink: Sink) -> None:
-    """Parse wmic process CSV into `processes` rows (image path and command line included)."""
+def csv_rows(
+    text: str,
+    sink: Sink,
+    header: Callable[[str], list[str] | None],
+    split: Callable[[list[str], list[str]], dict[str, str] | None],
+    unsplittable: str,
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line, row) of every data row of a `wmic ... /format:csv` output: prompts, Checkmk markers
+    and blank lines are passed over, the header is found by `header` (and may repeat), error
+    messages and rows `split` cannot map are skipped with their reason."""
     cols: list[str] | None = None
     for no, line in iter_lines(text):
         if not line.strip() or is_prompt(line) or _MARKER.match(line):
             continue
-        header = _header(line)
-        if header:
-            cols = header
+        found = header(line)
+        if found:
+            cols = found
             continue
         if _ERROR.match(line):
             sink.skip(no, "wmic error message", line)
@@ -85,10 +94,17 @@ def parse(text: str, sink: Sink) -> None:
         if cols is None:
             sink.skip(no, "row before the CSV header", line)
             continue
-        row = split_row(cols, line.split(","))
+        row = split(cols, line.split(","))
         if row is None:
-            sink.skip(no, "cannot split row (commas in more than one column, or cut short)", line)
+            sink.skip(no, unsplittable, line)
             continue
+        yield no, row
+
+
+def parse(text: str, sink: Sink) -> None:
+    """Parse wmic process CSV into `processes` rows (image path and command line included)."""
+    reason = "cannot split row (commas in more than one column, or cut short)"
+    for no, row in csv_rows(text, sink, _header, split_row, reason):
         sink.row(PROCESSES, _record(no, row))
 
 
