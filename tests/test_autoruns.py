@@ -15,9 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import ROOT, assert_same_in_every_encoding
-from tests.test_properties import NETSTAT, SYSTEMINFO, TASKLIST_CSV, TASKLIST_TABLE, WMIC
-from tests.test_suricata import ALERT, PRETTY_ARRAY
-from tests.test_zeek import CONN, JSON_LINES
+from tests.test_wmi import OTHERS  # the other formats' samples neither sniffer may claim
 from wormhunt.sources import FORMATS, autoruns
 from wormhunt.sources.base import MemorySink
 from wormhunt.sources.detect import detect_head
@@ -222,19 +220,6 @@ def test_samples() -> None:
     sink = sample("zh-CN_autorunsc_with-banner_localtime.csv")
     [r] = sink.of("autoruns")
     assert (r["line"], r["description"], r["time"]) == (7, "剪贴板监视程序", datetime(1976, 9, 29, 12, 9))
-
-
-OTHERS = {
-    "netstat": NETSTAT,
-    "tasklist": TASKLIST_CSV,
-    "tasklist-table": TASKLIST_TABLE,
-    "wmic": WMIC,
-    "systeminfo": SYSTEMINFO,
-    "suricata": ALERT + "\n",
-    "suricata-pretty": PRETTY_ARRAY,
-    "zeek": CONN,
-    "zeek-json": "\n".join(JSON_LINES) + "\n",
-}
 
 
 @pytest.mark.parametrize("name", sorted(OTHERS))
