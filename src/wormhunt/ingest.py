@@ -23,8 +23,8 @@ import duckdb
 
 from wormhunt.sources import FORMATS, bundle
 from wormhunt.sources.base import Format, MemorySink
-from wormhunt.sources.detect import Detection, detect_file
-from wormhunt.sources.text import decode
+from wormhunt.sources.detect import Detection, Memo, detect_file
+from wormhunt.sources.text import SNIFF_BYTES, decode
 from wormhunt.store import Case, ManifestEntry, StoreSink, sha256_file
 
 # Text formats are parsed in memory; a file this large is refused rather than exhausting RAM.
@@ -81,11 +81,12 @@ def _systeminfo_host(path: Path) -> str | None:
 
 def attribute_hosts(inputs: list[Input]) -> None:
     """Detect every input and decide which host each piece of host evidence describes."""
+    memo = Memo()
     for item in inputs:
         if item.error:
             continue
         try:
-            item.detection = detect_file(item.path)
+            item.detection = detect_file(item.path, memo)
         except OSError as exc:
             item.error = f"cannot read: {exc.strerror or exc}"
         except Exception as exc:
@@ -173,9 +174,21 @@ def ingest_one(case: Case, item: Input) -> ManifestEntry:
         entry.sha256 = digest or _sha256(path)
         case.record(entry, quick_fp=quick)
         return entry
+    if fmt.parse_file is not None:
+        with case.unbatched():  # a big log: its own transaction, its rows streamed to disk
+            return _parse_and_store(case, item, entry, quick)
+    return _parse_and_store(case, item, entry, quick)
+
+
+def _parse_and_store(case: Case, item: Input, entry: ManifestEntry, quick: str) -> ManifestEntry:
+    path, det = item.path, item.detection
+    assert det is not None and det.format is not None
+    fmt = det.format
     con = case.con
-    con.execute("BEGIN TRANSACTION")
-    sink = StoreSink(case, entry.evidence_id, item.host, upper_hosts=fmt.host_evidence)
+    alone = case._pending is None  # else the batch's transaction holds this file
+    if alone:
+        con.execute("BEGIN TRANSACTION")
+    sink = StoreSink(case, entry.evidence_id, item.host, upper_hosts=fmt.host_evidence)  # type: ignore[arg-type]
     try:
         if fmt.parse_file is not None:
             entry.sha256 = _parse_streaming(fmt, path, det, sink)
@@ -183,18 +196,21 @@ def ingest_one(case: Case, item: Input) -> ManifestEntry:
         else:
             raw = path.read_bytes()
             entry.sha256 = hashlib.sha256(raw).hexdigest()
-            decoded = decode(raw)
+            # Detection saw the whole of a small file: its encoding stands, no second sniff.
+            decoded = decode(raw, det.encoding if len(raw) <= SNIFF_BYTES and det.encoding.name != "binary" else None)
             entry.encoding = decoded.encoding.label
             fmt.parse_text(decoded.text, sink)  # type: ignore[misc]
         sink.close()
         _fill(entry, sink)
         copy = case.keep_copy(path, entry.sha256, raw)
-        case.insert_evidence(entry, quick_fp=quick, copy=copy)
         sink.commit()  # partitions are renamed into place, but only listed once the row commits
-        con.execute("COMMIT")
+        case.insert_evidence(entry, quick_fp=quick, copy=copy)
+        if alone:
+            con.execute("COMMIT")
     except Exception as exc:
-        with contextlib.suppress(duckdb.Error):  # a failed COMMIT has already ended the transaction
-            con.execute("ROLLBACK")
+        if alone:
+            with contextlib.suppress(duckdb.Error):  # a failed COMMIT has already ended the transaction
+                con.execute("ROLLBACK")
         sink.abort()
         entry.status = "error"
         entry.message = f"parser failed: {type(exc).__name__}: {exc}"
@@ -202,7 +218,7 @@ def ingest_one(case: Case, item: Input) -> ManifestEntry:
         entry.sha256 = entry.sha256 or _sha256(path)
         case.record(entry, quick_fp=quick)
         return entry
-    if sink.writers:  # only Parquet partitions change what the bulk views list
+    if sink.writers and alone:  # only Parquet partitions change what the bulk views list
         case.refresh_views()
     case.append_manifest(entry)
     return entry
@@ -293,11 +309,12 @@ def ingest(
     if on_inputs:
         on_inputs(inputs)
     entries = []
-    for item in inputs:
-        entry = ingest_one(case, item)
-        entries.append(entry)
-        if on_file:
-            on_file(entry)
+    with case.batch():
+        for item in inputs:
+            entry = ingest_one(case, item)
+            entries.append(entry)
+            if on_file:
+                on_file(entry)
     return entries
 
 

@@ -1,8 +1,9 @@
 """The case store: a directory with `case.duckdb` and `evidence/manifest.jsonl`.
 
 One table per record kind (model.py), every row carrying its evidence id, line and host.
-Each evidence file is ingested in one transaction, so a failure leaves no half file
-behind, and a file already in the case (same sha256) is not ingested again.
+An evidence file's rows and its evidence row commit together (alone, or with a batch of
+other small files inside `Case.batch()`), so a failure leaves no half file behind, and a
+file already in the case (same sha256) is not ingested again.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import queue
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -134,6 +135,7 @@ class StoreSink(Sink):
         self.host = host
         self.upper_hosts = upper_hosts  # Windows host names: one spelling, so sources join
         self.pending: dict[str, list[dict[str, Any]]] = {}
+        self.tables: dict[str, list[pa.Table]] = {}  # small kinds, stored on commit
         self.writers: dict[str, _PartitionWriter] = {}
         self.tap: Callable[[Any], None] | None = None
 
@@ -190,12 +192,7 @@ class StoreSink(Sink):
                 writer = self.writers[kind.name] = _PartitionWriter(final.with_suffix(".tmp"), final, kind.arrow_schema)
             writer.put(table.cast(kind.arrow_schema))
             return
-        self.con.register("_wh_batch", table)
-        try:
-            cols = ", ".join(f'"{c}"' for c in kind.names)
-            self.con.execute(f"INSERT INTO {kind.name} ({cols}) SELECT {cols} FROM _wh_batch")
-        finally:
-            self.con.unregister("_wh_batch")
+        self.tables.setdefault(kind.name, []).append(table)
 
     def close(self) -> None:
         """Flush everything; partitions are complete but not yet visible."""
@@ -205,8 +202,13 @@ class StoreSink(Sink):
             writer.close()
 
     def commit(self) -> None:
+        """Store the rows: into the open transaction, or the case's pending batch."""
+        for name, tables in self.tables.items():
+            self.case.store_rows(name, tables)
         for writer in self.writers.values():
             writer.tmp.replace(writer.final)
+        if self.writers and self.case._pending is not None:
+            self.case._pending.partitions = True
 
     def abort(self) -> None:
         for writer in self.writers.values():
@@ -214,6 +216,30 @@ class StoreSink(Sink):
                 writer.close()
             writer.tmp.unlink(missing_ok=True)
             writer.final.unlink(missing_ok=True)
+
+
+@dataclass
+class _Pending:
+    """Evidence of small files waiting for one shared transaction (see `Case.batch`)."""
+
+    next_id: int
+    known: dict[tuple[str, str | None], list[tuple[int, str | None]]]  # (quick fp, host) -> ids
+    evidence: list[list[Any]] = field(default_factory=list)
+    skipped: list[list[Any]] = field(default_factory=list)
+    tables: dict[str, list[pa.Table]] = field(default_factory=dict)
+    manifest: list[str] = field(default_factory=list)
+    rows: int = 0
+    partitions: bool = False
+
+
+# A batch commits after this many files or rows: a crash loses at most this much work.
+BATCH_FILES = 2000
+BATCH_ROWS = 500_000
+_EVIDENCE_COLUMNS = [
+    *("evidence_id", "sha256", "quick_fp", "path", "size", "format", "encoding"),
+    *("host", "host_source", "records", "skipped", "status", "copy", "ingested_at"),
+]
+DUPLICATE_OF = ("ingested", "empty", "no records")  # statuses a later copy is a duplicate of
 
 
 class Case:
@@ -236,6 +262,7 @@ class Case:
         }
         self.con = duckdb.connect(str(self.db_path), config=config)
         self._lines: dict[int, list[str]] = {}
+        self._pending: _Pending | None = None
         self._schema()
         self._drop_leftovers()
         self.refresh_views()
@@ -307,20 +334,115 @@ class Case:
 
     # -- evidence bookkeeping -------------------------------------------------------------
 
-    def _next_id(self) -> int:
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Ingest many small files with one transaction per `BATCH_FILES` files instead of one
+        each (a per-file transaction costs more than parsing a host's netstat). Ids and the
+        duplicate index are kept in memory meanwhile; manifest lines follow each commit."""
+        if self._pending is not None:
+            yield
+            return
+        self._pending = self._new_pending()
+        try:
+            yield
+            self.flush()
+        finally:
+            self._pending = None
+
+    @contextlib.contextmanager
+    def unbatched(self) -> Iterator[None]:
+        """Commit what is pending and step out of the batch (a big log gets its own transaction)."""
+        pending = self._pending
+        if pending is None:
+            yield
+            return
+        self.flush()
+        self._pending = None
+        try:
+            yield
+        finally:
+            self._pending = self._new_pending()
+
+    def _new_pending(self) -> _Pending:
+        known: dict[tuple[str, str | None], list[tuple[int, str | None]]] = {}
+        rows = self.con.execute(
+            "SELECT quick_fp, host, evidence_id, sha256 FROM evidence WHERE list_contains(?, status)",
+            [list(DUPLICATE_OF)],
+        ).fetchall()
+        for fp, host, eid, sha in rows:
+            known.setdefault((fp, host), []).append((eid, sha))
+        return _Pending(self._db_next_id(), known)
+
+    def flush(self) -> None:
+        """Commit the pending batch: evidence rows, record rows, then the manifest lines."""
+        p = self._pending
+        if p is None or not (p.evidence or p.manifest):
+            return
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            if p.evidence:
+                cols = list(zip(*p.evidence, strict=True))
+                self._insert_arrow("evidence", pa.table(dict(zip(_EVIDENCE_COLUMNS, cols, strict=True))))
+            if p.skipped:
+                cols = list(zip(*p.skipped, strict=True))
+                names = ["evidence_id", "line", "reason", "text"]
+                self._insert_arrow("skipped", pa.table(dict(zip(names, cols, strict=True))))
+            for name, tables in p.tables.items():
+                self._insert_rows(name, tables)
+            self.con.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                self.con.execute("ROLLBACK")
+            raise
+        with open(self.manifest_path, "a", encoding="utf-8") as fh:
+            fh.writelines(p.manifest)
+        if p.partitions:
+            self.refresh_views()
+        p.evidence, p.skipped, p.tables, p.manifest, p.rows, p.partitions = [], [], {}, [], 0, False
+
+    def _insert_arrow(self, table_name: str, table: pa.Table) -> None:
+        self.con.register("_wh_batch", table)
+        try:
+            cols = ", ".join(f'"{c}"' for c in table.column_names)
+            self.con.execute(f"INSERT INTO {table_name} ({cols}) SELECT {cols} FROM _wh_batch")
+        finally:
+            self.con.unregister("_wh_batch")
+
+    def _insert_rows(self, kind: str, tables: list[pa.Table]) -> None:
+        names = KINDS[kind].names
+        self._insert_arrow(kind, pa.concat_tables([t.select(names) for t in tables]))
+
+    def store_rows(self, kind: str, tables: list[pa.Table]) -> None:
+        """Rows of a small kind: into the open transaction, or the pending batch."""
+        if self._pending is None:
+            self._insert_rows(kind, tables)
+            return
+        self._pending.tables.setdefault(kind, []).extend(tables)
+        self._pending.rows += sum(t.num_rows for t in tables)
+
+    def _db_next_id(self) -> int:
         return int(self.con.execute("SELECT coalesce(max(evidence_id), 0) + 1 FROM evidence").fetchone()[0])
+
+    def _next_id(self) -> int:
+        if self._pending is not None:
+            self._pending.next_id += 1
+            return self._pending.next_id - 1
+        return self._db_next_id()
 
     def find_duplicate(self, path: Path, host: str | None = None) -> tuple[int | None, str | None, str]:
         """(evidence id, sha256) of an ingested file with the same content and host, plus the
         quick fingerprint. Identical output from two hosts (an autoruns or certutil listing)
         is evidence about each of them, so it is only a duplicate for the same host."""
         fp = quick_fingerprint(path)
-        # Only evidence that was read counts: a file that failed or was not recognised is tried again.
-        hits = self.con.execute(
-            "SELECT evidence_id, sha256 FROM evidence"
-            " WHERE quick_fp = ? AND status IN ('ingested', 'empty', 'no records') AND host IS NOT DISTINCT FROM ?",
-            [fp, host],
-        ).fetchall()
+        if self._pending is not None:
+            hits = self._pending.known.get((fp, host), [])
+        else:
+            # Only evidence that was read counts: a file that failed or was not recognised is tried again.
+            hits = self.con.execute(
+                "SELECT evidence_id, sha256 FROM evidence"
+                " WHERE quick_fp = ? AND list_contains(?, status) AND host IS NOT DISTINCT FROM ?",
+                [fp, list(DUPLICATE_OF), host],
+            ).fetchall()
         if not hits:
             return None, None, fp
         digest = sha256_file(path)
@@ -337,34 +459,45 @@ class Case:
     def insert_evidence(self, entry: ManifestEntry, quick_fp: str | None = None, copy: str | None = None) -> None:
         if entry.status == "duplicate" or entry.evidence_id is None:
             return
-        self.con.execute(
-            "INSERT INTO evidence VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                entry.evidence_id,
-                entry.sha256,
-                quick_fp,
-                entry.path,
-                entry.size,
-                entry.format,
-                entry.encoding,
-                entry.host,
-                entry.host_source,
-                entry.records,
-                entry.skipped,
-                entry.status,
-                copy,
-                entry.ingested_at,
-            ],
-        )
-        if entry.skip_examples:
-            self.con.executemany(
-                "INSERT INTO skipped VALUES (?, ?, ?, ?)",
-                [[entry.evidence_id, s["line"], s["reason"], s["text"]] for s in entry.skip_examples],
-            )
+        row = [
+            entry.evidence_id,
+            entry.sha256,
+            quick_fp,
+            entry.path,
+            entry.size,
+            entry.format,
+            entry.encoding,
+            entry.host,
+            entry.host_source,
+            entry.records,
+            entry.skipped,
+            entry.status,
+            copy,
+            entry.ingested_at,
+        ]
+        skipped = [[entry.evidence_id, s["line"], s["reason"], s["text"]] for s in entry.skip_examples]
+        if self._pending is not None:
+            self._pending.evidence.append(row)
+            self._pending.skipped.extend(skipped)
+            if entry.status in DUPLICATE_OF and quick_fp is not None:
+                self._pending.known.setdefault((quick_fp, entry.host), []).append((entry.evidence_id, entry.sha256))
+            return
+        self.con.execute(f"INSERT INTO evidence VALUES ({', '.join(['?'] * len(row))})", row)
+        if skipped:
+            self.con.executemany("INSERT INTO skipped VALUES (?, ?, ?, ?)", skipped)
 
     def append_manifest(self, entry: ManifestEntry) -> None:
-        with open(self.manifest_path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(entry.to_json(), ensure_ascii=False, default=str) + "\n")
+        """The manifest line of a finished file (in a batch: written once the batch commits)."""
+        line = json.dumps(entry.to_json(), ensure_ascii=False, default=str) + "\n"
+        p = self._pending
+        if p is None:
+            with open(self.manifest_path, "a", encoding="utf-8") as fh:
+                fh.write(line)
+            return
+        p.manifest.append(line)
+        # Only here, between files, may the batch commit: never between a file's evidence row and its rows.
+        if len(p.manifest) >= BATCH_FILES or p.rows >= BATCH_ROWS:
+            self.flush()
 
     def keep_copy(self, path: Path, sha256: str, data: bytes | None = None) -> str | None:
         """Keep a small evidence file inside the case, named by its hash (the source is never touched).

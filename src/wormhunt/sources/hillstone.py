@@ -58,7 +58,7 @@ def sniff(head: str) -> float:
 
 def _clean(raw: str) -> str:
     """The line without blanks and the `\\n\\0` end the device (or Logstash's escaping) leaves."""
-    return _ESCAPED_END.sub("", raw.strip(BLANK)).rstrip()
+    return _ESCAPED_END.sub("", raw.strip(BLANK)).rstrip(BLANK)
 
 
 def pairs(text: str) -> dict[str, list[str]]:

@@ -9,6 +9,7 @@ through `decode()` and `iter_lines()` so those quirks are handled in one place.
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -122,9 +123,10 @@ def sniff_encoding(head: bytes, complete: bool = True) -> Encoding:
     return Encoding(_best_latin(head), lossy=True)
 
 
-def decode(data: bytes) -> Decoded:
-    """Decode a whole evidence file. Never raises; a lossy fallback is flagged, not hidden."""
-    enc = sniff_encoding(data[:SNIFF_BYTES], complete=len(data) <= SNIFF_BYTES)
+def decode(data: bytes, encoding: Encoding | None = None) -> Decoded:
+    """Decode a whole evidence file. Never raises; a lossy fallback is flagged, not hidden.
+    `encoding`: what `sniff_encoding` already said about these bytes."""
+    enc = encoding or sniff_encoding(data[:SNIFF_BYTES], complete=len(data) <= SNIFF_BYTES)
     body = data[enc.bom :]
     if enc.lossy:
         return Decoded(body.decode(enc.name, errors="replace"), enc)
@@ -179,9 +181,12 @@ def iter_lines(text: str) -> Iterator[tuple[int, str]]:
 
 def display_width(s: str) -> int:
     """Console cells taken by `s`: CJK and full-width characters take two (zh-CN headers)."""
+    if s.isascii():
+        return len(s)
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
 
 
+@functools.lru_cache(maxsize=1 << 16)  # sniffers ask about the same header words file after file
 def normalize_label(label: str) -> str:
     """Key for header matching: case, spaces, NBSP, colons and full-width forms ignored."""
     label = unicodedata.normalize("NFKC", label)
