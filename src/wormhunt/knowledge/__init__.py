@@ -98,6 +98,11 @@ def _check(value: Any, schema: Any, where: str) -> None:
         raise KnowledgeError(f"{where}: expected {schema}, got {value!r}")
 
 
+def check(value: Any, schema: Any, where: str) -> None:
+    """Check `value` against a schema of the tiny language above; KnowledgeError says where."""
+    _check(value, schema, where)
+
+
 def validate(name: str, data: Any) -> Any:
     """Check `data` against the schema of knowledge file `name`; return it unchanged."""
     _check(data, SCHEMAS[name], name)

@@ -1,0 +1,1 @@
+"""Threat intelligence: the family knowledge base, indicator matching, STIX and MISP exchange."""
