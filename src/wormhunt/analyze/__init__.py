@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from wormhunt.analyze import host, network, persistence
+from wormhunt.analyze import anomalies, host, network, persistence
 from wormhunt.analyze.verdict import HostView, Identity, build_hosts, patient_zero
 from wormhunt.model import Finding
 from wormhunt.store import Case
@@ -28,7 +28,8 @@ def analyze(case: Case) -> Investigation:
     """Run every detector over the case and store the findings in it (replacing earlier ones)."""
     identity = Identity(case)
     net_findings, spreaders, shown = network.findings(case, identity.role_by_ip())
-    hosts = build_hosts(identity, net_findings + host.findings(case) + persistence.findings(case))
+    host_findings = host.findings(case) + persistence.findings(case) + anomalies.findings(case)
+    hosts = build_hosts(identity, net_findings + host_findings)
     for s in spreaders + shown:
         s["host"] = identity.host_of(s["src"])
     result = Investigation(hosts, spreaders, patient_zero(hosts), shown)

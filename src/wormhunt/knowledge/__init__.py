@@ -49,6 +49,10 @@ SCHEMAS: dict[str, Any] = {
         "svchost_groups": _STR_LIST,
         "miner_commandline": _STR_LIST,
         "miner_ports": [int],
+        "bad_users": [{"name": str, "family": str, "confidence": str}],
+        "busy_min_share": (int, float),
+        "busy_min_minutes": (int, float),
+        "busy_expected": _STR_LIST,
     },
     "network": {
         "smb_fanout": {
