@@ -18,8 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from wormhunt.simulate import hostview, outbreak, traffic, writers
+from wormhunt.simulate import families, hostview, outbreak, traffic, writers
 from wormhunt.simulate.company import OSES, build_company
+from wormhunt.simulate.families import FAMILIES
 
 DEFAULT_START = "2018-11-17"  # the incident's outbreak was 2018-11-18 08:38:18 (UTC+8)
 
@@ -37,8 +38,20 @@ def simulate(
     start: str = DEFAULT_START,
     locale: str = "mixed",
     net_format: str = "fortigate",
+    family: str = "wannamine3",
+    leftovers: float = 0.0,
+    empty_outputs: bool = False,
 ) -> dict[str, Any]:
-    """Write a simulated outbreak under `out`; returns the ground truth (also in ground_truth.json)."""
+    """Write a simulated outbreak under `out`; returns the ground truth (also in ground_truth.json).
+
+    `family`: what infected hosts carry (wannamine3, wannamine4, wannamine-fileless, dtlminer; the spread
+    in the network logs is the same EternalBlue worm for all). `leftovers`: the share of WannaMine 3.0
+    hosts that also keep WannaMine 2.0 leftovers. `empty_outputs`: clean hosts' bundles also hold what
+    the commands print when there is nothing (`File Not Found`, an empty portproxy listing)."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; use one of {', '.join(FAMILIES)}")
+    if not 0.0 <= leftovers <= 1.0:
+        raise ValueError("leftovers is a fraction between 0 and 1")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
@@ -54,18 +67,20 @@ def simulate(
     ob = outbreak.run(company, t0, collect, rng)
     counts = traffic.write_logs(company, ob, begin, end, lines, out / "network", rng.randrange(2**32), net_format)
     artifacts = {}
+    host_families: dict[str, list[str]] = {}
     for host in company.hosts:
-        state = hostview.build(company, ob, host, collect, seed)
-        writers.write_bundle(state, collect, out / "hosts" / host.name)
+        state = hostview.build(company, ob, host, collect, seed, family, leftovers)
+        writers.write_bundle(state, collect, out / "hosts" / host.name, empty_outputs)
+        host_families[host.name] = state.families
         if state.infected:
             artifacts[host.name] = {
-                "services": [s for names in state.services.values() for s in names if s == "snmpstorsrv"],
+                "services": state.malware_services
+                or [s for names in state.services.values() for s in names if s == "snmpstorsrv"],
                 "tasks": [t["name"] for t in state.tasks],
                 "files": state.files,
                 "scanner_hidden": state.scanner_hidden,
-                "scanner_pid": next(
-                    p.pid for p in state.procs if p.path and p.path.endswith(r"AppDiagnostics\spoolsv.exe")
-                ),
+                "scanner_pid": state.scanner_pid,
+                **families.artifacts(state),
             }
     (out / "assets.csv").write_bytes(writers.assets_csv(company.hosts))
 
@@ -101,10 +116,13 @@ def simulate(
                 "infected": h.name in ob.infections,
                 "infected_at": _iso(ob.infections[h.name].ts) if h.name in ob.infections else None,
                 "artifacts": artifacts.get(h.name),
+                "families": host_families[h.name],
             }
             for h in company.hosts
         ],
         "network_format": net_format,
+        "family": family,
+        "leftovers": leftovers,
         "firewall_lines": counts,
     }
     (out / "ground_truth.json").write_text(json.dumps(truth, indent=2, ensure_ascii=False), encoding="utf-8")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from wormhunt.simulate import families
 from wormhunt.simulate.company import Company, Host
 from wormhunt.simulate.outbreak import Outbreak
 
@@ -95,6 +96,16 @@ class HostState:
     boot_ts: float = 0.0
     infected: bool = False
     scanner_hidden: bool = False
+    # Families other than the default WannaMine 3.0 (families.py); all empty for it, so its output is unchanged.
+    families: list[str] = field(default_factory=list)
+    malware_services: list[str] = field(default_factory=list)  # the worm's service names, in order
+    service_info: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> path, dll, type, display ...
+    drivers: list[str] = field(default_factory=list)  # kernel-driver services (no process): names in service_info
+    run_values: list[tuple[str, str]] = field(default_factory=list)  # HKLM ...\Run name -> command
+    wmi: list[dict[str, str]] = field(default_factory=list)  # extra root\subscription filter/consumer/binding sets
+    dirs: list[str] = field(default_factory=list)  # working directories listed with `dir /s /t:c`
+    scanner_pid: int | None = None
+    registry: dict[str, str] = field(default_factory=dict)  # values no bundle artifact shows (ground truth only)
 
 
 def _pid(rng: random.Random, used: set[int]) -> int:
@@ -105,7 +116,15 @@ def _pid(rng: random.Random, used: set[int]) -> int:
             return pid
 
 
-def build(company: Company, ob: Outbreak, host: Host, collect_ts: float, seed: int) -> HostState:
+def build(
+    company: Company,
+    ob: Outbreak,
+    host: Host,
+    collect_ts: float,
+    seed: int,
+    family: str = "wannamine3",
+    leftovers: float = 0.0,
+) -> HostState:
     rng = random.Random(f"{seed}:{host.name}:view")
     inf = ob.infections.get(host.name)
     st = HostState(host, infected=inf is not None)
@@ -174,7 +193,7 @@ def build(company: Company, ob: Outbreak, host: Host, collect_ts: float, seed: i
         session=1,
         ppid=services.pid,
     )
-    add(
+    wmiprvse = add(
         "WmiPrvSE.exe",
         rf"{SYS32}\wbem\WmiPrvSE.exe",
         rf"{SYS32}\wbem\wmiprvse.exe -Embedding",
@@ -252,7 +271,10 @@ def build(company: Company, ob: Outbreak, host: Host, collect_ts: float, seed: i
             add("MsMpEng.exe", r"C:\Program Files\Windows Defender\MsMpEng.exe", None, ppid=services.pid)
 
     scanner: Proc | None = None
-    if inf is not None:
+    if inf is not None and family != "wannamine3":
+        scanner = families.infect(family, st, company, inf.ts, collect_ts, add, svchost, wmiprvse, user, seed)
+    elif inf is not None:
+        st.families = ["wannamine3"]
         # WannaMine 3.0: snmpstorsrv.dll runs inside a genuine netsvcs svchost; it starts the
         # AppDiagnostics scanner, the EternalBlue tool while exploiting, and the miner.
         host_svc = svchost["netsvcs"]
@@ -297,6 +319,11 @@ def build(company: Company, ob: Outbreak, host: Host, collect_ts: float, seed: i
             created=inf.ts + 60,
             mem=rng.randint(200000, 600000),
         )
+    if inf is not None and family == "wannamine3" and leftovers > 0:
+        if random.Random(f"{seed}:{host.name}:leftovers").random() < leftovers:
+            families.wannamine2_leftovers(st, svchost)
+    if scanner is not None:
+        st.scanner_pid = scanner.pid
     add("tasklist.exe" if rng.random() < 0.5 else "cmd.exe", rf"{SYS32}\cmd.exe", "cmd.exe", user=user, session=1)
 
     # Sockets -----------------------------------------------------------------------------
@@ -386,4 +413,6 @@ def build(company: Company, ob: Outbreak, host: Host, collect_ts: float, seed: i
     st.accounts = ["Administrator", "Guest", "itadmin" if host.server else "deskadmin"]
     if host.role == "app":
         st.portproxy = [(host.ip, "8443", "127.0.0.1", "8080")]
+    if inf is not None and family != "wannamine3":
+        families.finish(family, st)
     return st

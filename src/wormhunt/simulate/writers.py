@@ -272,24 +272,35 @@ def sc_qc(st: HostState) -> str:
     for pid, names in sorted(st.services.items()):
         proc = by_pid.get(pid)
         for name in names:
-            path = _OWN_PROCESS.get(name) or (proc.cmd if proc and proc.cmd else rf"C:\Windows\system32\{name}.exe")
-            shared = "svchost.exe" in path.lower()
-            out += [
-                f"[SC] QueryServiceConfig {ok}",
-                "",
-                f"SERVICE_NAME: {name}",
-                f"        TYPE               : {'20  WIN32_SHARE_PROCESS' if shared else '10  WIN32_OWN_PROCESS'}",
-                "        START_TYPE         : 2   AUTO_START",
-                "        ERROR_CONTROL      : 1   NORMAL",
-                f"        BINARY_PATH_NAME   : {path}",
-                "        LOAD_ORDER_GROUP   :",
-                "        TAG                : 0",
-                f"        DISPLAY_NAME       : {name}",
-                "        DEPENDENCIES       : RPCSS",
-                "        SERVICE_START_NAME : LocalSystem",
-                "",
-            ]
+            info = st.service_info.get(name, {})
+            path = info.get("path") or _OWN_PROCESS.get(name) or (
+                proc.cmd if proc and proc.cmd else rf"C:\Windows\system32\{name}.exe"
+            )
+            out += _qc(ok, name, path, info)
+    for name in st.drivers:
+        out += _qc(ok, name, st.service_info[name]["path"], st.service_info[name])
     return "\n".join(out)
+
+
+def _qc(ok: str, name: str, path: str, info: dict[str, str]) -> list[str]:
+    shared = "svchost.exe" in path.lower()
+    kind = info.get("type") or ("20  WIN32_SHARE_PROCESS" if shared else "10  WIN32_OWN_PROCESS")
+    driver = "DRIVER" in kind
+    return [
+        f"[SC] QueryServiceConfig {ok}",
+        "",
+        f"SERVICE_NAME: {name}",
+        f"        TYPE               : {kind}",
+        "        START_TYPE         : " + ("3   DEMAND_START" if driver else "2   AUTO_START"),
+        "        ERROR_CONTROL      : 1   NORMAL",
+        f"        BINARY_PATH_NAME   : {path}",
+        "        LOAD_ORDER_GROUP   :",
+        "        TAG                : 0",
+        f"        DISPLAY_NAME       : {info.get('display') or name}",
+        "        DEPENDENCIES       :" + ("" if driver else " RPCSS"),
+        "        SERVICE_START_NAME : " + ("" if driver else "LocalSystem"),
+        "",
+    ]
 
 
 _TASK_HEADER = {
@@ -350,15 +361,31 @@ def _fake_size(path: str) -> int:
 _FORGED = (2017, 4, 15, 3, 12)
 
 
-def dir_appdiag(st: HostState) -> str | None:
-    """`dir /s /t:c C:\\Windows\\AppDiagnostics`; None when the folder is absent (clean hosts).
+def dir_appdiag(st: HostState, empty_outputs: bool = False) -> str | None:
+    """`dir /s /t:c C:\\Windows\\AppDiagnostics`; None when the folder is absent (clean hosts), unless
+    `empty_outputs`: then what cmd prints there, the volume banner and `File Not Found` / `找不到文件`."""
+    return dir_listing(st, APPDIAG, empty_outputs)
 
-    On a clean host cmd prints the volume banner and `File Not Found` / `找不到文件`; the `dir`
-    reader does not recognise a listing without a `Directory of` line, so nothing is written.
-    """
-    files = sorted((p for p in st.files if p.lower().startswith(APPDIAG.lower() + "\\")), key=str.lower)
+
+def dir_not_found(st: HostState) -> str:
+    """`dir /s` of a folder that does not exist: the volume banner, a blank line, `File Not Found`."""
+    zh = st.host.locale == "zh-CN"
+    serial = fake_sha256(st.host.name)[:8].upper()
+    return "\n".join(
+        [
+            " 驱动器 C 中的卷没有标签。" if zh else " Volume in drive C has no label.",
+            f" 卷的序列号是 {serial[:4]}-{serial[4:]}" if zh else f" Volume Serial Number is {serial[:4]}-{serial[4:]}",
+            "",
+            "找不到文件" if zh else "File Not Found",
+        ]
+    ) + "\n"
+
+
+def dir_listing(st: HostState, folder: str, empty_outputs: bool = False) -> str | None:
+    """`dir /s /t:c <folder>` of one of the worm's working folders (only its files, one level)."""
+    files = sorted((p for p in st.files if p.lower().startswith(folder.lower() + "\\")), key=str.lower)
     if not files:
-        return None
+        return dir_not_found(st) if empty_outputs else None
     zh = st.host.locale == "zh-CN"
     y, mo, d, hh, mi = _FORGED
     if zh:
@@ -372,7 +399,7 @@ def dir_appdiag(st: HostState) -> str | None:
         " 驱动器 C 中的卷没有标签。" if zh else " Volume in drive C has no label.",
         f" 卷的序列号是 {serial[:4]}-{serial[4:]}" if zh else f" Volume Serial Number is {serial[:4]}-{serial[4:]}",
         "",
-        f" {APPDIAG} 的目录" if zh else f" Directory of {APPDIAG}",
+        f" {folder} 的目录" if zh else f" Directory of {folder}",
         "",
         f"{stamp}    <DIR>          .",
         f"{stamp}    <DIR>          ..",
@@ -407,11 +434,11 @@ def certutil_sha256(st: HostState) -> str | None:
     return "\n".join(out) + "\n"
 
 
-def portproxy(st: HostState) -> str | None:
-    """`netsh interface portproxy show all`; None when there is no forward (netsh prints a blank line,
-    which ingest records as an empty file)."""
+def portproxy(st: HostState, empty_outputs: bool = False) -> str | None:
+    """`netsh interface portproxy show all`; without a forward netsh prints nothing: None, or with
+    `empty_outputs` an empty file (ingest records it as empty)."""
     if not st.portproxy:
-        return None
+        return "" if empty_outputs else None
     zh = st.host.locale == "zh-CN"
     out = [
         "",
@@ -563,6 +590,47 @@ def wmi_subscriptions(st: HostState) -> str:
             ("PSComputerName", node),
         ],
     ]  # fmt: skip
+    for k, w in enumerate(st.wmi):
+        # A fileless family's own set, listed by each Get-WmiObject after the built-in object of its class.
+        f_rel = f'__EventFilter.Name="{w["filter"]}"'
+        c_rel = f'CommandLineEventConsumer.Name="{w["consumer"]}"'
+        b_rel = "__FilterToConsumerBinding.Consumer=" + '"' + c_rel.replace('"', '\\"') + '",Filter="'
+        b_rel += f_rel.replace('"', '\\"') + '"'
+        objects.insert(1 + k, [
+            *system("__EventFilter", "__IndicationRelated", f_rel, 6, rel),
+            ("CreatorSID", "{1, 5, 0, 0...}"),
+            ("EventAccess", ""),
+            ("EventNamespace", r"root\cimv2"),
+            ("Name", w["filter"]),
+            ("Query", w["query"]),
+            ("QueryLanguage", "WQL"),
+            ("PSComputerName", node),
+        ])  # fmt: skip
+        cons_props = {"CommandLineTemplate": w["command"], "CreateNewConsole": "False",
+                      "CreateNewProcessGroup": "False", "CreateSeparateWowVdm": "False", "CreateSharedWowVdm": "False",
+                      "CreatorSID": "{1, 5, 0, 0...}", "DesktopName": "", "ExecutablePath": "", "FillAttribute": "",
+                      "ForceOffFeedback": "False", "ForceOnFeedback": "False", "KillTimeout": "0", "MachineName": "",
+                      "MaximumQueueSize": "", "Name": w["consumer"], "Priority": "32", "RunInteractively": "False",
+                      "ShowWindowCommand": "", "UseDefaultErrorMode": "False", "WindowTitle": "",
+                      "WorkingDirectory": "", "XCoordinate": "", "XNumCharacters": "", "XSize": "", "YCoordinate": "",
+                      "YNumCharacters": "", "YSize": ""}  # fmt: skip
+        objects.insert(3 + 2 * k, [
+            *system("CommandLineEventConsumer", "__EventConsumer", c_rel, 27,
+                    "{__EventConsumer, __IndicationRelated, __SystemClass}"),
+            *sorted(cons_props.items()),
+            ("PSComputerName", node),
+        ])  # fmt: skip
+        objects.append([
+            *system("__FilterToConsumerBinding", "__IndicationRelated", b_rel, 7, rel),
+            ("Consumer", c_rel),
+            ("CreatorSID", "{1, 5, 0, 0...}"),
+            ("DeliverSynchronously", "False"),
+            ("DeliveryQoS", ""),
+            ("Filter", f_rel),
+            ("MaintainSecurityContext", "False"),
+            ("SlowDownProviders", "False"),
+            ("PSComputerName", node),
+        ])  # fmt: skip
     out = [""]
     for obj in objects:
         out += [*_format_list(obj), "", ""]
@@ -612,6 +680,10 @@ def autoruns_csv(st: HostState) -> str:
         rows.append([when(2018, 4, 13, 10, 5), _RUN, "VMware User Process", "enabled", "Logon", "System-wide",
                      "VMware Tools Core Service", "(Verified) VMware, Inc.", "VMware, Inc.", vm, "10.2.5.3619",
                      rf'"{vm}" -n vmusr', *hashes(vm)])  # fmt: skip
+    for name, cmd in st.run_values:
+        image = cmd.split(" ")[0].lower()
+        rows.append([key_time(st.boot_ts - 3600), _RUN, name, "enabled", "Logon", "System-wide", "",
+                     "(Not verified) ", "", image, "", cmd, *hashes(image)])  # fmt: skip
     rows.append([key_time(services_written), _SERVICES, *[""] * 16])
     spool = r"c:\windows\system32\spoolsv.exe"
     rows.append([when(2010, 11, 20, 21, 29), _SERVICES, "Spooler", "enabled", "Services", "System-wide",
@@ -622,6 +694,13 @@ def autoruns_csv(st: HostState) -> str:
         rows.append([when(2017, 4, 15, 3, 12), _SERVICES, "snmpstorsrv", "enabled", "Services", "System-wide",
                      "snmpstorsrv: Simple Network Management Protocol (SNMP) Storage Service", "(Not verified) ",
                      "", dll, "", r"C:\Windows\System32\svchost.exe -k netsvcs", *hashes(dll)])  # fmt: skip
+    for name, info in st.service_info.items():
+        launch = info.get("path") or r"C:\Windows\System32\svchost.exe -k netsvcs"
+        image = (info.get("dll") or launch.removeprefix("\\??\\").split(" ")[0]).lower()
+        category = "Drivers" if name in st.drivers else "Services"
+        rows.append([key_time(st.boot_ts - 7200), _SERVICES, name, "enabled", category, "System-wide",
+                     info.get("description") or name, "(Not verified) ", "", image, "", launch,
+                     *hashes(image)])  # fmt: skip
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(_AUTORUNS_HEADER)
@@ -655,7 +734,7 @@ def encode(text: str, host: Host, tool: str) -> bytes:
             "wmi": 'powershell -c "Get-WmiObject -Namespace root\\subscription -Class __EventFilter; '
             "Get-WmiObject -Namespace root\\subscription -Class __EventConsumer; "
             'Get-WmiObject -Namespace root\\subscription -Class __FilterToConsumerBinding"',
-        }[tool]
+        }.get(tool) or rf"dir /s /t:c {tool.removeprefix('dir:')}"
         width = 120
         lines = [f"C:\\Windows\\system32>{prompt}", *text.split("\n")]
         padded = [ln + " " * max(0, width - display_width(ln)) if ln else ln for ln in lines]
@@ -665,7 +744,9 @@ def encode(text: str, host: Host, tool: str) -> bytes:
     return text.replace("\n", "\r\n").encode(OEM[host.locale], errors="replace")
 
 
-def write_bundle(st: HostState, collect_ts: float, folder: Path) -> list[Path]:
+def write_bundle(st: HostState, collect_ts: float, folder: Path, empty_outputs: bool = False) -> list[Path]:
+    """One host's files. `empty_outputs`: also write what the commands print when there is nothing to show
+    (`File Not Found` for the AppDiagnostics listing, an empty portproxy file)."""
     folder.mkdir(parents=True, exist_ok=True)
     files = {
         "netstat_ano.txt": ("netstat", netstat(st)),
@@ -675,14 +756,16 @@ def write_bundle(st: HostState, collect_ts: float, folder: Path) -> list[Path]:
         "wmic_process.csv": ("wmic", wmic_csv(st, st.host.tz_offset_min)),
         "sc_qc.txt": ("sc", sc_qc(st)),
         "schtasks_v.csv": ("schtasks", schtasks_csv(st)),
-        "dir_appdiagnostics.txt": ("dir", dir_appdiag(st)),
+        "dir_appdiagnostics.txt": ("dir", dir_appdiag(st, empty_outputs)),
         "certutil_sha256.txt": ("certutil", certutil_sha256(st)),
-        "portproxy.txt": ("portproxy", portproxy(st)),
+        "portproxy.txt": ("portproxy", portproxy(st, empty_outputs)),
         "net_user.txt": ("net-user", net_user(st)),
         "hotfixes.csv": hotfixes(st),
         "wmi_subscriptions.txt": ("wmi", wmi_subscriptions(st)),
         "autoruns.csv": ("autoruns", autoruns_csv(st)),
     }
+    for d in st.dirs:  # the working folders of families other than WannaMine 3.0
+        files[f"dir_{d.rsplit(chr(92), 1)[1].lower()}.txt"] = (f"dir:{d}", dir_listing(st, d))
     written = []
     for name, (tool, text) in files.items():
         if text is None:
