@@ -8,8 +8,12 @@ from typing import Any
 
 from wormhunt.analyze import anomalies, host, network, persistence
 from wormhunt.analyze.verdict import HostView, Identity, build_hosts, patient_zero
+from wormhunt.intel.families import Family, Indicator, load_families
+from wormhunt.intel.match import FAMILY_MIN, FamilyMatch, family_findings, match_case
 from wormhunt.model import Finding
 from wormhunt.store import Case
+
+UNKNOWN_FAMILY = "unknown-smb-worm"
 
 
 @dataclass
@@ -18,21 +22,36 @@ class Investigation:
     spreaders: list[dict[str, Any]]
     patient_zero: dict[str, Any] | None
     fanout_not_ranked: list[dict[str, Any]] = field(default_factory=list)
+    families: dict[str, list[FamilyMatch]] = field(default_factory=dict)  # per host, most confident first
+
+    def family_of(self, host: str) -> tuple[str | None, float | None]:
+        """(family id, confidence) of a host: the best family at or above the verdict bar, the
+        unknown SMB worm for an infected host that matched none, else (None, None)."""
+        best = next((m for m in self.families.get(host, []) if m.confidence >= FAMILY_MIN), None)
+        if best:
+            return best.family.id, best.confidence
+        if self.hosts[host].status == "infected":
+            return UNKNOWN_FAMILY, None
+        return None, None
 
     @property
     def findings(self) -> list[Finding]:
         return [f for h in self.hosts.values() for f in h.findings]
 
 
-def analyze(case: Case) -> Investigation:
-    """Run every detector over the case and store the findings in it (replacing earlier ones)."""
+def analyze(case: Case, families: list[Family] | None = None, extra: list[Indicator] | None = None) -> Investigation:
+    """Run every detector over the case and store the findings in it (replacing earlier ones).
+
+    `families`: the knowledge base (default: the shipped families); `extra`: imported indicators."""
     identity = Identity(case)
     net_findings, spreaders, shown = network.findings(case, identity.role_by_ip())
     host_findings = host.findings(case) + persistence.findings(case) + anomalies.findings(case)
-    hosts = build_hosts(identity, net_findings + host_findings)
+    matches = match_case(case, load_families() if families is None else families, extra or [], identity.ip_to_host)
+    hosts = build_hosts(identity, net_findings + host_findings + family_findings(matches))
     for s in spreaders + shown:
         s["host"] = identity.host_of(s["src"])
-    result = Investigation(hosts, spreaders, patient_zero(hosts), shown)
+    by_host = {identity.canonical.get(h.upper(), h): m for h, m in matches.items()}
+    result = Investigation(hosts, spreaders, patient_zero(hosts), shown, by_host)
     _persist(case, result)
     return result
 
@@ -56,7 +75,7 @@ def _write_results(con: Any, result: Investigation) -> None:
     )
     con.execute(
         """CREATE OR REPLACE TABLE hosts (host VARCHAR, ip VARCHAR, ips VARCHAR[], status VARCHAR,
-           first_seen TIMESTAMP, role VARCHAR, os VARCHAR)"""
+           first_seen TIMESTAMP, role VARCHAR, os VARCHAR, family VARCHAR, confidence DOUBLE)"""
     )
     rows = [
         [
@@ -76,8 +95,17 @@ def _write_results(con: Any, result: Investigation) -> None:
     if rows:
         con.executemany("INSERT INTO findings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     hrows = [
-        [h.host, h.ip, h.ips, h.status, h.first_seen(), h.asset.get("role"), h.os or h.asset.get("os")]
+        [
+            h.host,
+            h.ip,
+            h.ips,
+            h.status,
+            h.first_seen(),
+            h.asset.get("role"),
+            h.os or h.asset.get("os"),
+            *result.family_of(h.host),
+        ]
         for h in result.hosts.values()
     ]
     if hrows:
-        con.executemany("INSERT INTO hosts VALUES (?, ?, ?, ?, ?, ?, ?)", hrows)
+        con.executemany("INSERT INTO hosts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", hrows)

@@ -91,12 +91,16 @@ def build(case: Case, inv: Investigation, lang: str, entries: list[dict[str, Any
     resolver.prefetch([r for f in inv.findings for r in f.evidence])
     hosts = []
     for view in sorted(inv.hosts.values(), key=lambda h: (["infected", "suspicious", "clean"].index(h.status), h.host)):
+        family, confidence = inv.family_of(view.host)
         hosts.append(
             {
                 "host": view.host,
                 "ip": view.ip,
                 "ips": view.ips,
                 "status": view.status,
+                "family": family,
+                "confidence": None if confidence is None else round(confidence, 3),
+                "families": [m.to_json(lang) for m in inv.families.get(view.host, [])],
                 "first_seen": _iso(view.first_seen()),
                 "role": view.asset.get("role"),
                 "os": view.os or view.asset.get("os"),
