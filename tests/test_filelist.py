@@ -324,3 +324,27 @@ def test_mutated_line_never_raises(data: st.DataObject, idx: int) -> None:
     sink = run(parse, "\n".join(lines))
     assert all(1 <= s.line <= len(lines) for s in sink.skips)
     assert all(1 <= r["line"] <= len(lines) for r in sink.of("files"))
+
+
+DIR_NOT_FOUND_EN = """C:\\Windows\\system32>dir /s /t:c C:\\Windows\\AppDiagnostics
+ Volume in drive C has no label.
+ Volume Serial Number is 5E2A-81C4
+
+File Not Found
+"""
+DIR_NOT_FOUND_ZH = """ 驱动器 C 中的卷没有标签。
+ 卷的序列号是 5E2A-81C4
+
+找不到文件
+"""
+
+
+def test_dir_of_a_missing_folder_is_a_dir_listing_with_no_files() -> None:
+    from wormhunt.sources.detect import detect_head
+
+    for doc, enc in ((DIR_NOT_FOUND_EN, "cp437"), (DIR_NOT_FOUND_ZH, "gbk")):
+        det = detect_head(doc.replace("\n", "\r\n").encode(enc), complete=True)
+        assert det.format is not None and det.format.name == "dir", doc
+        sink = MemorySink()
+        filelist.parse_dir(doc, sink)
+        assert sink.of("files") == [] and sink.skips == []

@@ -169,3 +169,22 @@ def test_mutated_line_keeps_other_rows(data: st.DataObject, case: tuple[str, str
     lines[target - 1] = (lines[target - 1][:cut] + junk).replace("\n", " ").replace("\r", " ")
     after = rows(run(parse, "\n".join(lines)))
     assert [r for r in after if r[0] != target] == [r for r in base if r[0] != target]
+
+
+def test_portproxy_without_forwards() -> None:
+    # netsh prints nothing when there is no forward: an empty redirect cannot be recognised (ingest calls it
+    # empty); a console copy keeps the echoed command, which is recognised as a portproxy listing of no rows.
+    for prompt in ("C:\\Windows\\system32>netsh interface portproxy show all", "C:\\>netsh int portproxy show v4tov4"):
+        doc = prompt + " " * 40 + "\r\n\r\n"
+        for enc in ("utf-8", "gbk", "utf-16-le"):
+            det = detect_head(doc.encode(enc), complete=True)
+            assert det.format is not None and det.format.name == "netsh-portproxy", (prompt, enc)
+        sink = MemorySink()
+        hostcfg.parse_portproxy(doc, sink)
+        assert sink.of("host_config") == [] and sink.skips == []
+    det = detect_head(b"", complete=True)
+    assert det.format is None and det.reason == "empty"
+    # Another command's echo alone is not a portproxy listing.
+    assert detect_head(b"C:\\>netsh advfirewall show allprofiles\r\n", complete=True).format is None or (
+        detect_head(b"C:\\>netsh advfirewall show allprofiles\r\n", complete=True).format.name != "netsh-portproxy"
+    )

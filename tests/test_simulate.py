@@ -187,3 +187,162 @@ def test_bundles_carry_the_responder_artifacts_in_both_locales(tmp_path: Path) -
             fwd = rows("portproxy.txt", hostcfg.parse_portproxy, "host_config")
             assert [r["name"] for r in fwd] == [f"{h['ip']}:8443"]
     assert seen == {("zh-CN", True), ("zh-CN", False), ("en-US", True), ("en-US", False)}
+
+
+# ---------------------------------------------------------------- families, leftovers, empty outputs
+
+WM4_NAME = re.compile(
+    r"^(Windows|Microsoft|Network|Remote|Function|Secure|Application)(Update|Time|NetBIOS|RPC|Protocol|SSDP|UPnP)"
+    r"(Service|Host|Client|Event|Manager|Helper|System)$"
+)
+
+
+def _hosts(case, sql: str) -> set[str]:
+    return {r["host"] for r in case.query(sql)}
+
+
+def _family_hosts(case, family: str) -> dict[str, set[str]]:
+    """Per artifact kind, the hosts whose parsed bundle shows `family`'s artifacts."""
+    q = {
+        "wannamine3": {
+            "service": "SELECT host FROM services WHERE name = 'snmpstorsrv'",
+            "task": "SELECT host FROM tasks WHERE name = '\\UPnPHostServices'",
+            "dir": "SELECT host FROM files WHERE source = 'dir' AND path ILIKE 'C:\\Windows\\AppDiagnostics\\%'",
+            "hash": "SELECT host FROM files WHERE sha256 IS NOT NULL AND path ILIKE '%\\snmpstorsrv.dll'",
+            "autoruns": "SELECT host FROM autoruns WHERE entry = 'snmpstorsrv'",
+            "process": "SELECT host FROM processes WHERE name = 'TrustedHostex.exe'",
+        },
+        "wannamine4": {
+            "service": "SELECT host FROM services WHERE regexp_matches(name, '" + WM4_NAME.pattern + "')",
+            "dir": "SELECT host FROM files WHERE source = 'dir' AND path ILIKE 'C:\\Windows\\NetworkDistribution\\%'",
+            "hash": "SELECT host FROM files WHERE sha256 IS NOT NULL AND path ILIKE '%\\System32\\dllhostex.exe'",
+            "autoruns": "SELECT host FROM autoruns WHERE regexp_matches(entry, '" + WM4_NAME.pattern + "') "
+            "AND image_path ILIKE 'c:\\windows\\system32\\%.dll'",
+            "process": "SELECT host FROM processes WHERE name = 'dllhostex.exe' AND command_line LIKE '% -o stratum%'",
+        },
+        "wannamine-fileless": {
+            "filter": "SELECT host FROM wmi WHERE class = '__EventFilter' AND (name = 'DSM Event Log Filter' "
+            "OR regexp_matches(name, '^SCM Event\\d Log Filter$'))",
+            "consumer": "SELECT host FROM wmi WHERE class = 'CommandLineEventConsumer' "
+            "AND command LIKE 'powershell -NoP -NonI -W Hidden -E %'",
+            "binding": "SELECT host FROM wmi WHERE class = '__FilterToConsumerBinding' AND consumer LIKE "
+            "'CommandLineEventConsumer%'",
+            "process": "SELECT host FROM processes WHERE name = 'powershell.exe' AND command_line LIKE '% -E %'",
+            "service": "SELECT host FROM services WHERE name = 'WinRing0_1_2_0' AND type = 'KERNEL_DRIVER'",
+        },
+        "dtlminer": {
+            "service": "SELECT host FROM services WHERE name IN ('Ddriver', 'WebServers', 'DnsScan') "
+            "GROUP BY host HAVING count(DISTINCT name) = 3",
+            "task": "SELECT host FROM tasks WHERE name IN ('\\Microsoft\\windows\\Bluetooths', '\\dnsscan', "
+            "'\\Certificate', '\\Ddrivers', '\\WebServers') GROUP BY host HAVING count(*) = 5",
+            "portproxy": "SELECT host FROM host_config WHERE kind = 'portproxy' AND name IN ('0.0.0.0:65531', "
+            "'0.0.0.0:65532') GROUP BY host HAVING count(*) = 2",
+            "user": "SELECT host FROM host_config WHERE kind = 'user' AND name = 'k8h3d'",
+            "autoruns": "SELECT host FROM autoruns WHERE location ILIKE '%\\Run' AND entry IN ('Ddriver', 'WebServers')"
+            " GROUP BY host HAVING count(*) = 2",
+            "process": "SELECT host FROM processes WHERE image_path ILIKE 'C:\\Windows\\System32\\drivers\\%.exe'",
+            "hash": "SELECT host FROM files WHERE sha256 IS NOT NULL AND path ILIKE '%\\Microsoft\\cred.ps1'",
+        },
+        "wannamine2": {
+            "service": "SELECT host FROM services WHERE name = 'wmassrv'",
+            "dir": "SELECT host FROM files WHERE source = 'dir' "
+            "AND path ILIKE 'C:\\Windows\\SpeechsTracing\\spoolsv.exe'",
+            "hash": "SELECT host FROM files WHERE sha256 IS NOT NULL AND path ILIKE '%\\HalPluginsServices.dll'",
+            "autoruns": "SELECT host FROM autoruns WHERE entry = 'wmassrv'",
+        },
+    }[family]
+    return {kind: _hosts(case, sql) for kind, sql in q.items()}
+
+
+@pytest.mark.parametrize("locale", ["zh-CN", "en-US"])
+@pytest.mark.parametrize("family", ["wannamine3", "wannamine4", "wannamine-fileless", "dtlminer"])
+def test_each_family_leaves_its_artifacts_on_infected_hosts_only(tmp_path: Path, family: str, locale: str) -> None:
+    from wormhunt.ingest import ingest
+    from wormhunt.store import Case
+
+    truth = simulate(tmp_path / "ev", hosts=24, seed=4, days=1, lines=1000, locale=locale, family=family)
+    assert truth["family"] == family
+    infected = set(truth["infected"])
+    assert infected and {h["host"] for h in truth["hosts"] if h["families"] == [family]} == infected
+    with Case(tmp_path / "case") as case:
+        ingest(case, [tmp_path / "ev" / "hosts"])
+        for kind, hosts in _family_hosts(case, family).items():
+            assert hosts == infected, (family, kind, sorted(hosts ^ infected))
+        for other in ("wannamine3", "wannamine4", "wannamine-fileless", "dtlminer", "wannamine2"):
+            if other != family:
+                assert not any(_family_hosts(case, other).values()), other
+        # Windows' own SCM Event Log binding is on every host, whatever the family.
+        assert _hosts(case, "SELECT host FROM wmi WHERE name = 'SCM Event Log Filter'") == {
+            h["host"] for h in truth["hosts"]
+        }
+        # The scanner behind the 445 fan-out is the family's process, recorded in the truth.
+        for h in truth["hosts"]:
+            if h["infected"]:
+                netstat = decode((tmp_path / "ev" / "hosts" / h["host"] / "netstat_ano.txt").read_bytes()).text
+                assert f"SYN_SENT        {h['artifacts']['scanner_pid']}" in netstat
+    manifest = [json.loads(x) for x in (tmp_path / "case" / "evidence" / "manifest.jsonl").read_text().splitlines()]
+    assert all(e["status"] == "ingested" and e["skipped"] == 0 for e in manifest), [
+        (e["path"], e["status"], e.get("skip_examples")) for e in manifest if e["status"] != "ingested" or e["skipped"]
+    ]
+    if family == "wannamine4":
+        names = {h["artifacts"]["services"][0] for h in truth["hosts"] if h["infected"]}
+        assert all(WM4_NAME.match(n) for n in names) and len(names) > 1  # random per host
+
+
+def test_leftovers_give_some_hosts_wannamine2_as_well(tmp_path: Path) -> None:
+    from wormhunt.ingest import ingest
+    from wormhunt.store import Case
+
+    truth = simulate(tmp_path / "ev", hosts=30, seed=4, days=1, lines=1000, leftovers=0.5)
+    both = {h["host"] for h in truth["hosts"] if h["families"] == ["wannamine3", "wannamine2"]}
+    only = {h["host"] for h in truth["hosts"] if h["families"] == ["wannamine3"]}
+    assert both and only and both | only == set(truth["infected"])
+    for h in truth["hosts"]:
+        if h["host"] in both:
+            assert h["artifacts"]["services"] == ["snmpstorsrv", "wmassrv"]
+            assert "C:\\Windows\\SpeechsTracing\\spoolsv.exe" in h["artifacts"]["files"]
+    with Case(tmp_path / "case") as case:
+        ingest(case, [tmp_path / "ev" / "hosts"])
+        for kind, hosts in _family_hosts(case, "wannamine2").items():
+            assert hosts == both, kind
+        for kind, hosts in _family_hosts(case, "wannamine3").items():
+            assert hosts == both | only, kind
+
+
+def test_default_is_wannamine3_without_leftovers(tmp_path: Path) -> None:
+    a = simulate(tmp_path / "a", hosts=24, seed=3, days=1, lines=1000)
+    b = simulate(tmp_path / "b", hosts=24, seed=3, days=1, lines=1000, family="wannamine3", leftovers=0.0)
+    assert a == b and a["family"] == "wannamine3" and a["leftovers"] == 0.0
+    assert tree_hash(tmp_path / "a") == tree_hash(tmp_path / "b")
+    assert all(h["families"] == (["wannamine3"] if h["infected"] else []) for h in a["hosts"])
+    with pytest.raises(ValueError):
+        simulate(tmp_path / "c", hosts=8, family="wannacry")
+
+
+def test_empty_outputs_are_recognised_and_raise_nothing(tmp_path: Path) -> None:
+    from wormhunt.analyze import analyze
+    from wormhunt.ingest import ingest
+    from wormhunt.store import Case
+
+    truth = simulate(tmp_path / "ev", hosts=24, seed=5, days=1, lines=1000, empty_outputs=True)
+    clean = {h["host"] for h in truth["hosts"] if not h["infected"]}
+    for h in truth["hosts"]:
+        folder = tmp_path / "ev" / "hosts" / h["host"]
+        assert (folder / "dir_appdiagnostics.txt").exists() and (folder / "portproxy.txt").exists()
+        if h["host"] in clean:
+            det = detect_file(folder / "dir_appdiagnostics.txt")
+            assert det.format is not None and det.format.name == "dir"
+            text = decode((folder / "dir_appdiagnostics.txt").read_bytes()).text
+            assert ("找不到文件" if h["locale"] == "zh-CN" else "File Not Found") in text
+    with Case(tmp_path / "case") as case:
+        ingest(case, [tmp_path / "ev" / "hosts"])
+        inv = analyze(case)
+    manifest = [json.loads(x) for x in (tmp_path / "case" / "evidence" / "manifest.jsonl").read_text().splitlines()]
+    assert not [e for e in manifest if e["status"] in ("error", "unrecognized") or e["skipped"]]
+    for name in clean:
+        high = (
+            [f.rule for f in inv.hosts[name].findings if f.severity in ("high", "critical")]
+            if name in inv.hosts
+            else []
+        )
+        assert high == [], (name, high)

@@ -343,20 +343,43 @@ def simulate(
     net_format: Annotated[
         str, typer.Option("--net-format", help="Network log format: fortigate, paloalto, asa, huawei, zeek ...")
     ] = "fortigate",
+    family: Annotated[
+        str, typer.Option("--family", help="wannamine3, wannamine4, wannamine-fileless or dtlminer.")
+    ] = "wannamine3",
+    leftovers: Annotated[
+        float, typer.Option("--leftovers", min=0.0, max=1.0, help="Share of WannaMine 3.0 hosts with 2.0 leftovers.")
+    ] = 0.0,
+    empty_outputs: Annotated[
+        bool, typer.Option("--empty-outputs", help="Clean hosts also get 'File Not Found' and empty listings.")
+    ] = False,
     lang: LangOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write a simulated WannaMine 3.0 outbreak as real-format evidence plus ground_truth.json."""
+    """Write a simulated worm outbreak (WannaMine 3.0 by default) as real-format evidence plus ground_truth.json."""
     from wormhunt.simulate import simulate as run
+    from wormhunt.simulate.families import FAMILIES
 
     opts = _opts(ctx, lang, as_json)
     if locale not in ("mixed", "zh-CN", "en-US"):
         raise typer.BadParameter("use mixed, zh-CN or en-US", param_hint="--locale")
+    if family not in FAMILIES:
+        raise typer.BadParameter(f"use one of: {', '.join(FAMILIES)}", param_hint="--family")
     from wormhunt.simulate.logformats import available
 
     if net_format not in available():
         raise typer.BadParameter(f"use one of: {', '.join(available())}", param_hint="--net-format")
-    truth = run(out, hosts=hosts, seed=seed, days=days, lines=lines, locale=locale, net_format=net_format)
+    truth = run(
+        out,
+        hosts=hosts,
+        seed=seed,
+        days=days,
+        lines=lines,
+        locale=locale,
+        net_format=net_format,
+        family=family,
+        leftovers=leftovers,
+        empty_outputs=empty_outputs,
+    )
     if opts.json:
         _emit_json(
             {

@@ -199,7 +199,7 @@ def _dtlminer(st: HostState, t: float, add: Add, user: str, services_pid: int, r
         st.service_info[name] = {"path": path, "display": name, "description": ""}
     st.malware_services = ["Ddriver", "WebServers", "DnsScan"]
     st.run_values = [("WebServers", drv_taskmgr), ("Ddriver", drv_svchost)]
-    cradle = f"{POWERSHELL} -nop -w hidden -ep bypass -c \"{DTL_PAYLOAD}\""
+    cradle = f'{POWERSHELL} -nop -w hidden -ep bypass -c "{DTL_PAYLOAD}"'
     st.tasks += [
         {"name": r"\Microsoft\windows\Bluetooths", "run": cradle},
         {"name": r"\dnsscan", "run": ""},  # what it runs is not in the reference: left empty
@@ -214,9 +214,8 @@ def finish(family: str, st: HostState) -> None:
     """Settings written after the host's own: DTLMiner's portproxy listeners and local user."""
     if family == "dtlminer":
         # [I] the connect side is not in the reference: a TEST-NET placeholder on the same port.
-        st.portproxy = st.portproxy + [("0.0.0.0", "65531", "192.0.2.1", "65531"), ("0.0.0.0", "65532", "192.0.2.1",
-                                                                                      "65532")]  # fmt: skip
-        st.accounts = st.accounts + ["k8h3d"]
+        st.portproxy = [*st.portproxy, *[("0.0.0.0", port, "192.0.2.1", port) for port in ("65531", "65532")]]
+        st.accounts = [*st.accounts, "k8h3d"]
 
 
 def wannamine2_leftovers(st: HostState, svchost: dict[str, Proc]) -> None:

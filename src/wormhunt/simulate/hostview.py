@@ -319,9 +319,9 @@ def build(
             created=inf.ts + 60,
             mem=rng.randint(200000, 600000),
         )
-    if inf is not None and family == "wannamine3" and leftovers > 0:
-        if random.Random(f"{seed}:{host.name}:leftovers").random() < leftovers:
-            families.wannamine2_leftovers(st, svchost)
+    left = inf is not None and family == "wannamine3" and leftovers > 0
+    if left and random.Random(f"{seed}:{host.name}:leftovers").random() < leftovers:
+        families.wannamine2_leftovers(st, svchost)
     if scanner is not None:
         st.scanner_pid = scanner.pid
     add("tasklist.exe" if rng.random() < 0.5 else "cmd.exe", rf"{SYS32}\cmd.exe", "cmd.exe", user=user, session=1)

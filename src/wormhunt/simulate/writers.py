@@ -273,8 +273,10 @@ def sc_qc(st: HostState) -> str:
         proc = by_pid.get(pid)
         for name in names:
             info = st.service_info.get(name, {})
-            path = info.get("path") or _OWN_PROCESS.get(name) or (
-                proc.cmd if proc and proc.cmd else rf"C:\Windows\system32\{name}.exe"
+            path = (
+                info.get("path")
+                or _OWN_PROCESS.get(name)
+                or (proc.cmd if proc and proc.cmd else rf"C:\Windows\system32\{name}.exe")
             )
             out += _qc(ok, name, path, info)
     for name in st.drivers:
@@ -371,14 +373,19 @@ def dir_not_found(st: HostState) -> str:
     """`dir /s` of a folder that does not exist: the volume banner, a blank line, `File Not Found`."""
     zh = st.host.locale == "zh-CN"
     serial = fake_sha256(st.host.name)[:8].upper()
-    return "\n".join(
-        [
-            " 驱动器 C 中的卷没有标签。" if zh else " Volume in drive C has no label.",
-            f" 卷的序列号是 {serial[:4]}-{serial[4:]}" if zh else f" Volume Serial Number is {serial[:4]}-{serial[4:]}",
-            "",
-            "找不到文件" if zh else "File Not Found",
-        ]
-    ) + "\n"
+    return (
+        "\n".join(
+            [
+                " 驱动器 C 中的卷没有标签。" if zh else " Volume in drive C has no label.",
+                f" 卷的序列号是 {serial[:4]}-{serial[4:]}"
+                if zh
+                else f" Volume Serial Number is {serial[:4]}-{serial[4:]}",
+                "",
+                "找不到文件" if zh else "File Not Found",
+            ]
+        )
+        + "\n"
+    )
 
 
 def dir_listing(st: HostState, folder: str, empty_outputs: bool = False) -> str | None:

@@ -126,6 +126,8 @@ _DIR_NOISE = re.compile(
     re.IGNORECASE,
 )
 _DIR_EMPTY = re.compile(r"^\s*(?:File Not Found|找不到文件|The system cannot find|系统找不到)", re.IGNORECASE)
+_DIR_BANNER = re.compile(r"^\s*(?:Volume in drive \S+ (?:has no label|is )|驱动器 \S+ 中的卷)", re.IGNORECASE)
+_DIR_NOT_FOUND = re.compile(r"^\s*(?:File Not Found|找不到文件)\s*$", re.IGNORECASE)
 _TIME_SWITCH = re.compile(r"/t\s*:?\s*([cwa])", re.IGNORECASE)
 
 
@@ -140,6 +142,8 @@ def sniff_dir(head: str) -> float:
     entries = sum(1 for line in lines if _DIR_ENTRY.match(line))
     if headers and entries:
         return 0.95
+    if any(_DIR_BANNER.match(line) for line in lines) and any(_DIR_NOT_FOUND.match(line) for line in lines):
+        return 0.9  # `dir` of a folder that is not there: the volume banner, then `File Not Found` (zero records)
     return 0.6 if headers and any(_DIR_NOISE.match(line) for line in lines) else 0.0
 
 

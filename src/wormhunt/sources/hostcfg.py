@@ -19,10 +19,18 @@ _PP_HEADER = re.compile(r"^\s*(?:Address|地址)\s+(?:Port|端口)\s+(?:Address|
 _PP_RULER = re.compile(r"^\s*-+(?:\s+-+){3}\s*$")
 
 
+_PP_PROMPT = re.compile(
+    r"^\S.*>\s*netsh\s+(?:interface|int)\s+portproxy\s+show\s+(?:all|v[46]tov[46])\s*$", re.IGNORECASE
+)
+
+
 def sniff_portproxy(head: str) -> float:
     lines = [line for _, line in iter_lines(head)][:30]
     if any(_PP_SECTION.match(line) for line in lines):
         return 0.95
+    content = [line for line in lines if line.strip()]
+    if len(content) == 1 and _PP_PROMPT.match(content[0]):
+        return 0.9  # a console copy of netsh with no forward: the echoed command and nothing else
     return 0.6 if any(_PP_HEADER.match(line) for line in lines) else 0.0
 
 
