@@ -309,7 +309,6 @@ def family_findings(matches: dict[str, list[FamilyMatch]]) -> list[Finding]:
                 refs.extend(r for r in h.evidence[:3] if r not in refs)
             params = {
                 "family": m.family.names["en"],
-                "family_zh": m.family.names.get("zh-CN", m.family.names["en"]),
                 "confidence": round(m.confidence, 2),
                 "indicators": ", ".join(f"{h.indicator.type}={h.observed}" for h in m.hits[:6]),
             }

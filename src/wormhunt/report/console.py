@@ -36,6 +36,17 @@ def _time(value: str | None) -> str:
     return value.replace("T", " ") + " UTC" if value else "-"
 
 
+def _family(h: dict[str, Any], lang: str) -> str:
+    """The host's family verdict for a status cell: name and confidence, or the unknown worm."""
+    fid = h.get("family")
+    if not fid:
+        return ""
+    match = next((m for m in h.get("families") or [] if m["family"] == fid), None)
+    if match is None:
+        return f"\n{t('family.unknown', lang)}"
+    return f"\n[bold]{safe(match['name'], 60)}[/] [dim]{match['confidence']:.2f}[/]"
+
+
 def render(
     doc: dict[str, Any],
     console: Console,
@@ -135,7 +146,7 @@ def render(
             status = h["status"]
             table.add_row(
                 head,
-                f"[{STATUS_STYLE[status]}]{t('status.' + status, lang)}[/]\n{_time(h['first_seen'])}",
+                f"[{STATUS_STYLE[status]}]{t('status.' + status, lang)}[/]{_family(h, lang)}\n{_time(h['first_seen'])}",
                 "\n".join(cell),
             )
         console.print(table)
@@ -212,7 +223,7 @@ def render_triage(doc: dict[str, Any], console: Console, lang: str, max_findings
         status = h["status"]
         table.add_row(
             f"{safe(h['host'])}\n{safe(h['ip'])}",
-            f"[{STATUS_STYLE.get(status, '')}]{t('status.' + status, lang)}[/]",
+            f"[{STATUS_STYLE.get(status, '')}]{t('status.' + status, lang)}[/]{_family(h, lang)}",
             "\n".join(lines) or "-",
         )
     console.print(table)
