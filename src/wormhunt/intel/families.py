@@ -211,8 +211,8 @@ def parse_family(data: Any, where: str) -> Family:
             raise KnowledgeError(f"{where}.indicators[{i}].weight: must be in (0, 1], got {ind['weight']}")
         if ind["source"] not in data["sources"]:
             raise KnowledgeError(f"{where}.indicators[{i}].source: {ind['source']!r} is not in `sources`")
-        indicators.append(
-            Indicator(
+        try:
+            indicator = Indicator(
                 family=fid,
                 id=ind["id"],
                 type=ind["type"],
@@ -223,7 +223,9 @@ def parse_family(data: Any, where: str) -> Family:
                 source=ind["source"],
                 note=ind.get("note", {}),
             )
-        )
+        except KnowledgeError as exc:  # a bad pattern: name the file and the key, not only the family
+            raise KnowledgeError(f"{where}.indicators[{i}].value: {exc}") from None
+        indicators.append(indicator)
     steps = []
     for i, step in enumerate(data["playbook"]):
         if step["source"] not in data["sources"]:
