@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from wormhunt import __version__
@@ -147,7 +148,53 @@ def _report_file(err: Console, e: dict[str, Any], lang: str) -> None:
         )
 
 
-def run_investigation(paths: list[Path], case_dir: Path, opts: Opts) -> tuple[dict[str, Any], int]:
+FamiliesOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--families", help="Folder of extra family files (knowledge/families format); repeatable."),
+]
+IntelOpt = Annotated[
+    list[Path] | None, typer.Option("--intel", help="STIX 2.1 bundle or MISP event JSON to match too; repeatable.")
+]
+
+
+@dataclass
+class Knowledge:
+    families: list[Any]
+    extra: list[Any]
+    problems: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"families": len(self.families), "imported": len(self.extra), "problems": self.problems}
+
+
+def _knowledge(family_dirs: list[Path] | None, intel: list[Path] | None, opts: Opts) -> Knowledge:
+    """The family knowledge base plus the user's family folders and intel files; a file that
+    cannot be used at all stops the run with its reason, a bad object inside one is reported."""
+    from wormhunt.intel.families import load_families
+    from wormhunt.intel.misp import load_intel
+    from wormhunt.intel.stix import IntelError
+    from wormhunt.knowledge import KnowledgeError
+
+    try:
+        families = load_families(list(family_dirs or []))
+    except (KnowledgeError, OSError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--families") from None
+    extra: list[Any] = []
+    problems: list[str] = []
+    if intel:
+        try:
+            extra, problems = load_intel(list(intel))
+        except (IntelError, OSError) as exc:
+            raise typer.BadParameter(str(exc), param_hint="--intel") from None
+    if problems and not opts.json:
+        for p in problems[:20]:
+            _err().print(f"[yellow]{t('intel.problem', opts.lang)}[/] {escape(p)}")
+    return Knowledge(families, extra, problems)
+
+
+def run_investigation(
+    paths: list[Path], case_dir: Path, opts: Opts, knowledge: Knowledge | None = None
+) -> tuple[dict[str, Any], int]:
     """Ingest, analyse and summarise; returns the JSON document and the exit code."""
     from wormhunt.analyze import analyze
     from wormhunt.report.summary import build
@@ -156,8 +203,10 @@ def run_investigation(paths: list[Path], case_dir: Path, opts: Opts) -> tuple[di
     with Case(case_dir) as case:
         entries = _ingest_with_progress(case, paths, opts)
         usable = [e for e in entries if e["status"] in ("ingested", "duplicate")]
-        inv = analyze(case)
+        inv = analyze(case, knowledge.families, knowledge.extra) if knowledge else analyze(case)
         doc = build(case, inv, opts.lang)
+        if knowledge:
+            doc["intel"] = knowledge.to_json()
         doc["ingest"] = {
             "files": len(entries),
             "usable": len(usable),
@@ -270,11 +319,50 @@ def collector(
 
 
 @app.command()
+def identify(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to analyse (never executed).")],
+    rules: Annotated[
+        list[Path] | None, typer.Option("--rules", help="More YARA rules: a folder of *.yar/*.yara (repeatable).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="Scanner processes (default: CPU count).")] = None,
+    max_size: Annotated[int, typer.Option("--max-size", help="Skip files larger than this many MiB.")] = 256,
+    lang: LangOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Identify files offline: hashes, PE facts, YARA, ssdeep, ClamAV if installed. Exit 1 if anything is detected."""
+    from wormhunt.identify import identify as run_identify
+    from wormhunt.identify.render import render
+
+    opts = _opts(ctx, lang, as_json)
+    err = _err()
+    with Progress(
+        TextColumn("{task.description}"),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=opts.json or not err.is_terminal,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("identify", total=None)
+        result = run_identify(
+            paths, rules or [], workers, max_size << 20, on_file=lambda _f: progress.update(task, advance=1)
+        )
+    if opts.json:
+        _emit_json(result.to_json())
+    else:
+        render(result, Console(highlight=False), opts.lang)
+    raise typer.Exit(2 if not result.summary.scanned else 1 if result.summary.detected_files else 0)
+
+
+@app.command()
 def triage(
     ctx: typer.Context,
     bundles: Annotated[list[Path] | None, typer.Argument(help="Bundles (folders or zips) or folders of them.")] = None,
     live: Annotated[bool, typer.Option("--live", help="Collect this machine first and triage it.")] = False,
     case: Annotated[Path | None, typer.Option("--case", help="Case folder (default: a temporary one).")] = None,
+    families: FamiliesOpt = None,
+    intel: IntelOpt = None,
     lang: LangOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -287,16 +375,18 @@ def triage(
     paths = list(bundles or [])
     if not paths and not live:
         raise typer.BadParameter("give bundles or --live", param_hint="BUNDLE")
+    knowledge = _knowledge(families, intel, opts)
     with tempfile.TemporaryDirectory(prefix="wormhunt-triage-") as tmp:
         if live:
             paths.append(run_collect(Path(tmp) / "live-bundle"))
-        doc, code = run_investigation(paths, case or Path(tmp) / "case", opts)
+        doc, code = run_investigation(paths, case or Path(tmp) / "case", opts, knowledge)
     out = {
         "case": str(case) if case else None,
         "lang": doc["lang"],
         "summary": doc["summary"],
         "hosts": doc["hosts"],
         "evidence": doc["evidence"],
+        "intel": doc["intel"],
     }
     if opts.json:
         _emit_json(out)
@@ -315,13 +405,15 @@ def investigate(
     ],
     case: Annotated[Path, typer.Option("--case", help="Case folder (created if missing).")],
     assets: Annotated[Path | None, typer.Option("--assets", help="Asset inventory CSV.")] = None,
+    families: FamiliesOpt = None,
+    intel: IntelOpt = None,
     lang: LangOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Ingest evidence into a case, analyse it and summarise the outbreak."""
     opts = _opts(ctx, lang, as_json)
     paths = list(evidence) + ([assets] if assets else [])
-    doc, code = run_investigation(paths, case, opts)
+    doc, code = run_investigation(paths, case, opts, _knowledge(families, intel, opts))
     if opts.json:
         _emit_json(doc)
     else:
@@ -329,6 +421,57 @@ def investigate(
             _err().print(t("ingest.nothing", opts.lang))
         _print_summary(doc, opts)
     raise typer.Exit(code)
+
+
+intel_app = typer.Typer(help="Threat-intel exchange: export what a case confirmed as STIX 2.1 or MISP.")
+app.add_typer(intel_app, name="intel")
+
+
+@intel_app.command("export")
+def intel_export(
+    ctx: typer.Context,
+    case: Annotated[Path, typer.Option("--case", help="An investigated case folder.")],
+    fmt: Annotated[str, typer.Option("--format", help="stix (STIX 2.1 bundle) or misp (MISP event JSON).")] = "stix",
+    out: Annotated[Path | None, typer.Option("--out", help="File to write (default: standard output).")] = None,
+    families: FamiliesOpt = None,
+    intel: IntelOpt = None,
+    lang: LangOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export the indicators the case confirmed (matched on hosts with a family verdict, and the
+    hashes of the files they matched)."""
+    from wormhunt.analyze import analyze
+    from wormhunt.intel.confirmed import confirmed_indicators
+    from wormhunt.intel.misp import export_misp
+    from wormhunt.intel.stix import export_bundle
+    from wormhunt.store import Case
+
+    opts = _opts(ctx, lang, as_json)
+    if fmt not in ("stix", "misp"):
+        raise typer.BadParameter("use stix or misp", param_hint="--format")
+    if not (case / "case.duckdb").exists():
+        raise typer.BadParameter(f"no case at {case}", param_hint="--case")
+    knowledge = _knowledge(families, intel, opts)
+    with Case(case) as c:
+        inv = analyze(c, knowledge.families, knowledge.extra)
+        indicators = confirmed_indicators(c, inv.families.values())
+    names = {f.id: f.name(opts.lang) for f in knowledge.families}
+    skipped: list[str] = []
+    if fmt == "stix":
+        doc = export_bundle(indicators, names, skipped=skipped)
+    else:
+        doc = export_misp(indicators, names, info=f"wormhunt case {case.name}")
+    text = json.dumps(doc, ensure_ascii=False, indent=2)
+    if out is None:
+        sys.stdout.write(text + "\n")
+    else:
+        tmp = out.with_name(out.name + ".part")
+        tmp.write_text(text + "\n", encoding="utf-8")
+        tmp.replace(out)
+    where = escape(str(out or "-"))
+    _err().print(t("intel.exported", opts.lang, count=len(indicators), skipped=len(skipped), out=where))
+    for line in skipped[:20]:
+        _err().print(f"[dim]{escape(line)}[/]")
 
 
 @app.command()
