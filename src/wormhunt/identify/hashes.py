@@ -1,4 +1,4 @@
-"""md5, sha1 and sha256 in one chunked read of a file."""
+"""md5, sha1 and sha256 from one read of a file."""
 
 from __future__ import annotations
 
@@ -11,21 +11,23 @@ CHUNK = 1 << 20
 
 
 def hash_file(path: str | Path, keep: bool = False) -> tuple[Hashes, bytes | None]:
-    """The three digests of `path`, read once in 1 MiB chunks; with `keep`, also the content.
+    """The three digests of `path` from a single read; with `keep`, also the content.
 
-    Keeping the content lets the YARA, PE and ssdeep engines work on the same single read.
+    Without `keep` the file is read in 1 MiB chunks, so memory stays flat whatever its size.
+    With `keep` (the scanner: YARA, PE and ssdeep work on the same bytes) it is read in one
+    call into one `bytes` object: joining chunks would cost a second copy, and yara-x only
+    accepts `bytes`.
     """
-    md5, sha1, sha256 = hashlib.md5(usedforsecurity=False), hashlib.sha1(usedforsecurity=False), hashlib.sha256()
-    parts: list[bytes] = []
     with open(path, "rb", buffering=0) as fh:
+        if keep:
+            data = fh.read()
+            return hash_bytes(data), data
+        md5, sha1, sha256 = hashlib.md5(usedforsecurity=False), hashlib.sha1(usedforsecurity=False), hashlib.sha256()
         while chunk := fh.read(CHUNK):
             md5.update(chunk)
             sha1.update(chunk)
             sha256.update(chunk)
-            if keep:
-                parts.append(chunk)
-    data = b"".join(parts) if keep else None
-    return Hashes(md5.hexdigest(), sha1.hexdigest(), sha256.hexdigest()), data
+    return Hashes(md5.hexdigest(), sha1.hexdigest(), sha256.hexdigest()), None
 
 
 def hash_bytes(data: bytes) -> Hashes:
