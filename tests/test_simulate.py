@@ -142,7 +142,8 @@ def test_bundles_carry_the_responder_artifacts_in_both_locales(tmp_path: Path) -
     from wormhunt.sources import filelist, hostcfg, hotfix, wmi
     from wormhunt.sources.base import MemorySink, Sink
 
-    truth = simulate(tmp_path / "s", hosts=30, seed=9, lines=2000, days=1)
+    # Artifacts with content only: what commands print when there is nothing has its own test.
+    truth = simulate(tmp_path / "s", hosts=30, seed=9, lines=2000, days=1, empty_outputs=False)
     seen: set[tuple[str, bool]] = set()
     for h in truth["hosts"]:
         folder = tmp_path / "s" / "hosts" / h["host"]
@@ -281,9 +282,12 @@ def test_each_family_leaves_its_artifacts_on_infected_hosts_only(tmp_path: Path,
                 netstat = decode((tmp_path / "ev" / "hosts" / h["host"] / "netstat_ano.txt").read_bytes()).text
                 assert f"SYN_SENT        {h['artifacts']['scanner_pid']}" in netstat
     manifest = [json.loads(x) for x in (tmp_path / "case" / "evidence" / "manifest.jsonl").read_text().splitlines()]
-    assert all(e["status"] == "ingested" and e["skipped"] == 0 for e in manifest), [
-        (e["path"], e["status"], e.get("skip_examples")) for e in manifest if e["status"] != "ingested" or e["skipped"]
-    ]
+    # Recognised with records, or what a command prints when there is nothing (clean hosts).
+    def fine(e: dict) -> bool:
+        nothing = e["status"] == "empty" and Path(e["path"]).name in ("dir_appdiagnostics.txt", "portproxy.txt")
+        return (e["status"] == "ingested" or nothing) and e["skipped"] == 0
+
+    assert [(e["path"], e["status"], e.get("skip_examples")) for e in manifest if not fine(e)] == []
     if family == "wannamine4":
         names = {h["artifacts"]["services"][0] for h in truth["hosts"] if h["infected"]}
         assert all(WM4_NAME.match(n) for n in names) and len(names) > 1  # random per host

@@ -493,8 +493,11 @@ def simulate(
         float, typer.Option("--leftovers", min=0.0, max=1.0, help="Share of WannaMine 3.0 hosts with 2.0 leftovers.")
     ] = 0.0,
     empty_outputs: Annotated[
-        bool, typer.Option("--empty-outputs", help="Clean hosts also get 'File Not Found' and empty listings.")
-    ] = False,
+        bool,
+        typer.Option(
+            "--empty-outputs/--no-empty-outputs", help="Clean hosts also get 'File Not Found' and empty listings."
+        ),
+    ] = True,
     lang: LangOpt = None,
     as_json: JsonOpt = False,
 ) -> None:

@@ -114,11 +114,13 @@ def attribute_hosts(inputs: list[Input]) -> None:
                 names_in.setdefault(item.path.parent, set()).add(name)
     for item in inputs:
         fmt = item.detection.format if item.detection else None
-        if fmt is None or not fmt.host_evidence:
+        if fmt is not None and not fmt.host_evidence:
             continue
         folder = item.path.resolve().parent  # `netstat.txt` given alone still has a folder name
         names = names_in.get(item.path.parent, set())
         manifest = manifest_of(item.path)
+        if fmt is None and not (manifest and manifest.host) and len(names) != 1:
+            continue  # an empty or unknown file belongs to a host only inside that host's bundle
         # Windows host names are case-insensitive: one spelling (upper case) joins every source.
         if manifest and manifest.host:
             item.host, item.host_source = manifest.host.upper(), "bundle manifest"

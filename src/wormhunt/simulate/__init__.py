@@ -40,7 +40,7 @@ def simulate(
     net_format: str = "fortigate",
     family: str = "wannamine3",
     leftovers: float = 0.0,
-    empty_outputs: bool = False,
+    empty_outputs: bool = True,
 ) -> dict[str, Any]:
     """Write a simulated outbreak under `out`; returns the ground truth (also in ground_truth.json).
 
