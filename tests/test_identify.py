@@ -301,3 +301,15 @@ def test_cli_json_and_console_escape_evidence(tmp_path: Path) -> None:
     zh = _cli("identify", str(tmp_path / "clean.txt"), "--lang", "zh-CN")
     assert zh.returncode == 0 and "已扫描 1" in zh.stdout
     assert _cli("identify", str(tmp_path / "nothing-here"), "--json").returncode == 2
+
+
+def test_same_rule_names_in_two_rule_folders(tmp_path: Path) -> None:
+    for side in ("a", "b"):
+        folder = tmp_path / side / "rules"
+        folder.mkdir(parents=True)
+        (folder / "x.yar").write_text(f'rule same {{ strings: $s = "{side}-marker" condition: $s }}\n')
+    compiled = compile_rules([tmp_path / "a" / "rules", tmp_path / "b" / "rules"])
+    assert compiled.warnings == [] and compiled.counts["user"] == 2
+    (tmp_path / "data.txt").write_bytes(b"a-marker b-marker")
+    result = identify([tmp_path / "data.txt"], compiled=compiled, use_clamav=False, workers=1)
+    assert sorted(m.namespace for m in result.files[0].yara) == ["user0.rules/x.yar", "user1.rules/x.yar"]

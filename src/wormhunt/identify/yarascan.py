@@ -77,9 +77,11 @@ def compile_rules(user_dirs: list[Path] | None = None, project: bool = True) -> 
     entries: list[tuple[str, str, Path]] = []  # (source, namespace, file)
     if project:
         entries += [("project", f"project.{p.stem}", p) for p in project_rule_files()]
-    for root, path in user_rule_files(list(user_dirs or [])):
-        rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
-        entries.append(("user", f"user.{root.name}/{rel}", path))
+    for index, root in enumerate(user_dirs or []):
+        for base, path in user_rule_files([root]):
+            rel = path.relative_to(base).as_posix()
+            # The --rules index keeps two folders of the same name (a/rules, b/rules) apart.
+            entries.append(("user", f"user{index}.{base.name}/{rel}", path))
 
     warnings: list[RuleWarning] = []
     texts: dict[Path, str] = {}
