@@ -15,7 +15,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from wormhunt.analyze.persistence import expand
+from wormhunt.intel.families import family_of_name, normalize_path
 from wormhunt.knowledge import load
 from wormhunt.model import EvidenceRef, Finding
 from wormhunt.store import Case
@@ -80,9 +80,9 @@ def timestomp_hints(case: Case) -> list[Finding]:
         if installed and r["created"] < installed - timedelta(days=1):
             hint(r, "files", r["path"], r["created"], "before_install", installed)
             continue
-        path = expand(r["path"]).lower()
+        path = normalize_path(r["path"])
         for t in tasks.get(r["host"], []):
-            if path and path in expand(t["command"]).lower() and r["created"] < t["created"] - timedelta(days=1):
+            if path and path in normalize_path(t["command"]) and r["created"] < t["created"] - timedelta(days=1):
                 hint(r, "files", r["path"], r["created"], "before_task", t["created"])
                 break
     for r in case.query(
@@ -101,15 +101,14 @@ def timestomp_hints(case: Case) -> list[Finding]:
 def unexpected_users(case: Case) -> list[Finding]:
     """Local accounts a worm adds: names the knowledge lists, and names ending in `$`, which
     `net user` hides from casual listings and which ordinary local accounts never have."""
-    bad = {b["name"].lower(): b for b in load("persistence")["bad_users"]}
     out = []
     for r in case.query(
         "SELECT host, name, evidence_id, line FROM host_config WHERE kind = 'user' ORDER BY host, evidence_id, line"
     ):
         name = r["name"] or ""
-        known = bad.get(name.lower())
+        known = family_of_name("user", name)
         if known:
-            params = {"name": name, "family": known["family"]}
+            params = {"name": name, "family": known.names["en"]}
             out.append(_lead("host.known_worm_user", "critical", "T1136.001", params, "host_config", r))
         elif name.endswith("$"):
             out.append(_lead("host.hidden_user", "high", "T1136.001", {"name": name}, "host_config", r))

@@ -3,23 +3,22 @@ user-mode processes fanning out to port 445 (incident steps 4-5)."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from wormhunt.intel.families import normalize_path
 from wormhunt.knowledge import load
 from wormhunt.model import Finding, evidence_refs
 from wormhunt.store import Case
 
 
 def _norm_dir(path: str) -> str:
-    p = path.replace("/", "\\").strip().strip('"')
-    p = re.sub(r"^\\\\\?\\|^\\\?\?\\", "", p)
-    p = re.sub(r"(?i)^%systemroot%|^\\systemroot", r"C:\\Windows", p)
-    return p.rsplit("\\", 1)[0].rstrip("\\").lower() if "\\" in p else ""
+    """The folder of a Windows path, in the knowledge base's spelling (see `normalize_path`)."""
+    p = normalize_path(path)
+    return p.rsplit("\\", 1)[0].rstrip("\\") if "\\" in p else ""
 
 
 def _expand(folder: str) -> str:
-    return re.sub(r"(?i)%systemroot%", r"C:\\Windows", folder).rstrip("\\").lower()
+    return normalize_path(folder).rstrip("\\")
 
 
 def masquerades(case: Case) -> list[Finding]:

@@ -1,6 +1,6 @@
 """Triage rules over what keeps a worm alive and what it runs: services, scheduled tasks,
 WMI consumers and autoruns pointing into worm folders or at hidden/encoded script
-interpreters, svchost services with odd DLLs or groups, known worm service/task names,
+interpreters, svchost services with odd DLLs or groups, service/task names the family knowledge base knows,
 coin-miner command lines and pool connections, and portproxy listeners.
 
 Host tables are small (hundreds of rows a host), so rows are read once and matched in
@@ -13,20 +13,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from wormhunt.intel.families import family_of_name, normalize_path
 from wormhunt.knowledge import load
 from wormhunt.model import EvidenceRef, Finding
 from wormhunt.store import Case
-
-_ENV = re.compile(r"(?i)%(systemroot|windir)%|^\\systemroot(?=\\)")
-
-
-def expand(path: str | None) -> str:
-    """Windows path in one spelling for matching: env vars expanded, `/` as `\\`, no quotes."""
-    if not path:
-        return ""
-    p = path.replace("/", "\\").strip()
-    p = _ENV.sub(r"C:\\Windows", p)
-    return re.sub(r"(?i)\\syswow64\\", r"\\System32\\", p)
 
 
 @dataclass(frozen=True)
@@ -35,14 +25,13 @@ class _Rules:
     tricks: list[re.Pattern]
     miner: list[re.Pattern]
     miner_ports: set[int]
-    bad_names: dict[tuple[str, str], dict[str, Any]]
     groups: set[str]
 
     @classmethod
     def load(cls) -> _Rules:
         kb = load("persistence")
         worm = [w["path"] for w in load("system_binaries")["worm_folders"] if w["family"]]
-        paths = kb["suspicious_paths"] + [re.escape(expand(w) + "\\") for w in worm]
+        paths = kb["suspicious_paths"] + [re.escape(normalize_path(w) + "\\") for w in worm]
 
         def comp(items: list[str]) -> list[re.Pattern]:
             return [re.compile(x, re.IGNORECASE) for x in items]
@@ -52,7 +41,6 @@ class _Rules:
             comp(kb["script_tricks"]),
             comp(kb["miner_commandline"]),
             set(kb["miner_ports"]),
-            {(b["kind"], b["name"].lower()): b for b in kb["known_bad_names"]},
             {g.lower() for g in kb["svchost_groups"]},
         )
 
@@ -96,9 +84,11 @@ def findings(case: Case) -> list[Finding]:
     rules = _Rules.load()
     out: list[Finding] = []
     for table, what, name, cmd, r in _targets(case):
-        text = expand(cmd)
-        bad = rules.bad_names.get(("service" if table == "services" else "task", name.lower()))
-        if bad and table in ("services", "tasks"):
+        text = normalize_path(cmd)
+        bad = None
+        if table in ("services", "tasks"):  # the family knowledge base names them
+            bad = family_of_name("service_name" if table == "services" else "task_name", name, r["name"])
+        if bad:
             out.append(
                 _finding(
                     "host.known_worm_persistence",
@@ -109,7 +99,7 @@ def findings(case: Case) -> list[Finding]:
                     "finding.known_worm_persistence",
                     what=what,
                     name=name,
-                    family=bad["family"],
+                    family=bad.names["en"],
                     command=cmd,
                 )
             )
@@ -150,7 +140,7 @@ def findings(case: Case) -> list[Finding]:
 
 
 def _svchost(r: dict[str, Any], rules: _Rules) -> list[Finding]:
-    binary = expand(r["binary_path"]).lower()
+    binary = normalize_path(r["binary_path"]).lower()
     if "svchost.exe" not in binary:
         return []
     out = []
@@ -170,7 +160,7 @@ def _svchost(r: dict[str, Any], rules: _Rules) -> list[Finding]:
                 group=group,
             )
         )
-    dll = expand(r["service_dll"])
+    dll = normalize_path(r["service_dll"])
     if dll and not re.match(r"(?i)^c:\\windows\\system32\\[^\\]+\.dll$", dll):
         out.append(
             _finding(

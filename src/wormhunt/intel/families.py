@@ -115,10 +115,12 @@ _WOW = re.compile(r"\\(syswow64|sysnative)\\", re.IGNORECASE)
 PATH_TYPES = frozenset({"directory", "file_path", "process_path", "service_dll", "service_image", "registry"})
 
 
-def normalize_path(path: str) -> str:
+def normalize_path(path: str | None) -> str:
     """A Windows path in the form indicators compare: lower case, backslashes, environment
     variables for the Windows folder expanded, SysWOW64 and Sysnative read as System32, no
-    `\\\\?\\` prefix, no quotes."""
+    `\\\\?\\` prefix, no quotes ("" for None)."""
+    if not path:
+        return ""
     p = path.strip().strip('"').replace("/", "\\")
     p = p.removeprefix("\\\\?\\").removeprefix("\\??\\")
     p = _ENV.sub(r"c:\\windows", p)
@@ -278,3 +280,23 @@ def load_families(extra: list[Path] | None = None) -> list[Family]:
             family = _load_text(path.read_text(encoding="utf-8"), str(path))
             by_id[family.id] = family
     return list(by_id.values())
+
+
+def strong_indicators(type_: str, min_weight: float = 0.6) -> list[tuple[Indicator, Family]]:
+    """The shipped families' indicators of one type (service_name, task_name, user …) weighty
+    enough to name a family on their own: for triage rules that want the family of one record
+    without running the whole matcher."""
+    return [
+        (ind, family)
+        for family in builtin_families()
+        for ind in family.indicators
+        if ind.type == type_ and ind.weight >= min_weight
+    ]
+
+
+def family_of_name(type_: str, *names: str | None) -> Family | None:
+    """The first shipped family with a strong `type_` indicator matching one of `names`."""
+    for ind, family in strong_indicators(type_):
+        if any(ind.matches(n) for n in names if n):
+            return family
+    return None

@@ -45,11 +45,9 @@ SCHEMAS: dict[str, Any] = {
     "persistence": {
         "suspicious_paths": _STR_LIST,
         "script_tricks": _STR_LIST,
-        "known_bad_names": [{"kind": frozenset({"service", "task"}), "name": str, "family": str, "confidence": str}],
         "svchost_groups": _STR_LIST,
         "miner_commandline": _STR_LIST,
         "miner_ports": [int],
-        "bad_users": [{"name": str, "family": str, "confidence": str}],
         "busy_min_share": (int, float),
         "busy_min_minutes": (int, float),
         "busy_expected": _STR_LIST,
