@@ -64,6 +64,58 @@ SCHEMAS: dict[str, Any] = {
         "host_smb_fanout": {"min_distinct_peers": int, "exempt_pids": [int]},
         "fanout_expected_roles": _STR_LIST,
     },
+    "ms17010": {
+        "reference": str,
+        "bulletin": {"id": str, "parent_kb": str, "released": str, "source": frozenset({"C", "S", "U", "I"})},
+        "families": [
+            {
+                "id": str,
+                "name": str,
+                "version": str,
+                "builds?": [int],
+                "min_build?": int,
+                "server?": bool,
+                "fixed_at_release?": bool,
+                "source": frozenset({"C", "S", "U", "I"}),
+                "srv_sys?": [
+                    {"min": str, "private_prefix?": str, "source": frozenset({"C", "S", "U", "I"}), "note?": str}
+                ],
+                "cannot_take_fix?": [{"build": int, "source": frozenset({"C", "S", "U", "I"}), "reason": str}],
+                "ubr_min?": {"ubr": int, "source": frozenset({"C", "S", "U", "I"})},
+                "kb_floor?": str,
+                "fixing_kbs?": [
+                    {
+                        "kb": str,
+                        "kind": frozenset(
+                            {
+                                "security_only",
+                                "monthly_rollup",
+                                "preview_rollup",
+                                "cumulative",
+                                "out_of_band",
+                                "security_update",
+                                "later_update",
+                            }
+                        ),
+                        "date?": str,
+                        "source": frozenset({"C", "S", "U", "I"}),
+                        "note?": str,
+                    }
+                ],
+                "not_fixing_kbs?": [
+                    {
+                        "kb": str,
+                        "kind": frozenset({"security_only", "monthly_rollup", "cumulative"}),
+                        "date?": str,
+                        "source": frozenset({"C", "S", "U", "I"}),
+                        "note?": str,
+                    }
+                ],
+                "later_rollups_listed?": bool,
+                "note?": str,
+            }
+        ],
+    },
 }
 
 
@@ -121,6 +173,22 @@ def validate(name: str, data: Any) -> Any:
                     re.compile(pattern)
                 except re.error as exc:
                     raise KnowledgeError(f"{name}.{key}[{i}]: bad regular expression: {exc}") from None
+    if name == "ms17010":
+        kb = re.compile(r"^KB\d{6,7}$")
+        version = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+        for i, fam in enumerate(data["families"]):
+            where = f"{name}.families[{i}]"
+            if not fam.get("builds") and "min_build" not in fam:
+                raise KnowledgeError(f"{where}: give builds or min_build")
+            for key in ("fixing_kbs", "not_fixing_kbs"):
+                for j, entry in enumerate(fam.get(key) or []):
+                    if not kb.match(entry["kb"]):
+                        raise KnowledgeError(f"{where}.{key}[{j}].kb: not a KB number: {entry['kb']!r}")
+            if "kb_floor" in fam and not kb.match(fam["kb_floor"]):
+                raise KnowledgeError(f"{where}.kb_floor: not a KB number: {fam['kb_floor']!r}")
+            for j, entry in enumerate(fam.get("srv_sys") or []):
+                if not version.match(entry["min"]):
+                    raise KnowledgeError(f"{where}.srv_sys[{j}].min: not a file version: {entry['min']!r}")
     return data
 
 
