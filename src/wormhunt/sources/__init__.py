@@ -7,6 +7,7 @@ from wormhunt.sources import (
     assets,
     autoruns,
     filelist,
+    fileversion,
     fortigate,
     hillstone,
     hostcfg,
@@ -62,7 +63,11 @@ FORMATS: dict[str, Format] = {
             for f in m.FORMATS
         ),
         # Host artifacts whose module declares its own entries.
-        *(f for m in (services, schtasks, autoruns, wmi, hostcfg, filelist, hotfix, pscim) for f in m.FORMATS),
+        *(
+            f
+            for m in (services, schtasks, autoruns, wmi, hostcfg, filelist, hotfix, pscim, fileversion)
+            for f in m.FORMATS
+        ),
     )
 }
 
