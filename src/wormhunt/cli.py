@@ -474,6 +474,77 @@ def intel_export(
         _err().print(f"[dim]{escape(line)}[/]")
 
 
+audit_app = typer.Typer(help="Audits of the hosts in the evidence: which are still exploitable.")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("ms17-010")
+def audit_ms17010(
+    ctx: typer.Context,
+    evidence: Annotated[
+        list[Path] | None,
+        typer.Argument(help="systeminfo, wmic qfe, Get-HotFix, srv.sys version, ver, SMBv1 outputs or bundles."),
+    ] = None,
+    case: Annotated[Path | None, typer.Option("--case", help="Case folder (default: a temporary one).")] = None,
+    lang: LangOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Per host: patched, vulnerable or unknown for MS17-010, with the reason and the evidence."""
+    import tempfile
+
+    from rich.table import Table
+
+    from wormhunt.analyze.patch import VERDICTS, audit_case
+    from wormhunt.store import Case
+
+    opts = _opts(ctx, lang, as_json)
+    paths = list(evidence or [])
+    if not paths and case is None:
+        raise typer.BadParameter("give evidence files or an existing --case", param_hint="EVIDENCE")
+    with tempfile.TemporaryDirectory(prefix="wormhunt-audit-") as tmp, Case(case or Path(tmp) / "case") as c:
+        entries = _ingest_with_progress(c, paths, opts) if paths else []
+        if paths and not any(e["status"] in ("ingested", "duplicate") for e in entries):
+            _err().print(t("ingest.nothing", opts.lang))
+            raise typer.Exit(2)
+        audits = audit_case(c)
+
+    def render(key: str, **params: Any) -> str:
+        return t(key, opts.lang, **params)
+
+    counts = {v: sum(1 for a in audits if a.verdict == v) for v in VERDICTS}
+    doc = {
+        "command": "audit ms17-010",
+        "lang": opts.lang,
+        "case": str(case) if case else None,
+        "summary": {"hosts": len(audits), **counts},
+        "remediation": render("audit.remediation"),
+        "hosts": [a.to_json(render) for a in audits],
+    }
+    if opts.json:
+        _emit_json(doc)
+        return
+    out = Console(highlight=False)
+    if not audits:
+        out.print(render("audit.none"))
+    else:
+        table = Table(title=render("audit.title"), show_lines=True)
+        for col in ("host", "verdict", "os", "reason", "evidence"):
+            table.add_column(render(f"audit.col.{col}"), overflow="fold")
+        style = {"patched": "green", "vulnerable": "bold red", "unknown": "yellow"}
+        for a, j in zip(audits, doc["hosts"], strict=True):
+            reason = "\n".join([escape(j["reason"]), *(f"[dim]{escape(n)}[/]" for n in j["notes"])])
+            refs = [
+                escape(f"{Path(r['file']).name if r['file'] else r['table']}:{r['line']} {r['text']}")
+                for r in j["evidence"][:6]
+            ]
+            os_text = escape(" ".join(x for x in (a.os, a.build) if x) or "-")
+            verdict = f"[{style[a.verdict]}]{escape(render(f'audit.verdict.{a.verdict}'))}[/]"
+            table.add_row(escape(a.host), verdict, os_text, reason, "\n".join(refs))
+        out.print(table)
+        out.print(render("audit.summary", **doc["summary"]))
+    out.print(f"[bold]{escape(render('audit.remediation'))}[/]")
+
+
 @app.command()
 def simulate(
     ctx: typer.Context,
