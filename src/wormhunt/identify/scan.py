@@ -4,12 +4,13 @@ Per file, one read feeds every engine: hashes (md5/sha1/sha256), PE facts (lief)
 (yara-x, project and user rules), ssdeep (PE files up to a cap) and, when installed, ClamAV.
 
 Parallelism: a process pool whose workers each deserialize the compiled rules once (yara-x
-Rules.serialize/deserialize). Measured with bench/scan.py on the 2-core machine, 500 MiB tree:
-with 2,000 rules the process pool ran 262 MiB/s against 168 MiB/s for a thread pool (with the
-few project rules both were ~330 MiB/s). The reason: yara-x's Python scan() holds the GIL (two
-threads scanning take twice as long as one), as do lief's parsing and result building; only
-hashlib and the numba ssdeep release it. Processes scale with the cores, threads do not.
-`executor="thread"` stays available for comparison; tiny inputs run in-process.
+Rules.serialize/deserialize). Measured with bench/scan.py (2 cores, 500 MiB tree, best of 3):
+with 2,000 generated rules the process pool ran 259 MiB/s, a thread pool 179 MiB/s; with the
+few project rules threads were a little faster (401 against 351 MiB/s). The reason: yara-x's
+Python scan() holds the GIL (two threads scanning take twice as long as one), while hashlib
+and the numba ssdeep release it. So threads only keep up while YARA is a small share of the
+work; real rule sets (signature-base: thousands of rules) make it the largest share, and
+processes scale with the cores. `executor="thread"` stays available; tiny inputs run in-process.
 """
 
 from __future__ import annotations
