@@ -44,3 +44,54 @@ def test_a_remembered_format_that_no_longer_fits_is_not_trusted(tmp_path: Path) 
     assert first.format is not None and first.format.name == "netstat"
     assert memo.hits == 0
     assert second.format is not None and second.format.name == "tasklist"
+
+
+def _tables(case) -> dict[str, list[tuple]]:
+    from wormhunt.model import KINDS
+
+    out = {}
+    for name in KINDS:
+        cols = [c for c in KINDS[name].names if c not in ("evidence_id",)]
+        select = ", ".join(f'"{c}"' for c in cols)
+        out[name] = sorted(repr(r) for r in case.con.execute(f"SELECT {select} FROM {name}").fetchall())
+    return out
+
+
+def test_worker_pool_ingest_equals_a_serial_one(tmp_path: Path, monkeypatch) -> None:
+    import wormhunt.ingest as ingest_mod
+    from wormhunt.store import Case
+
+    simulate(tmp_path / "ev", hosts=12, seed=4, days=1, lines=300, locale="mixed")
+    monkeypatch.setattr(ingest_mod, "POOL_MIN_FILES", 1)
+    with Case(tmp_path / "pooled") as case:
+        pooled = ingest_mod.ingest(case, [tmp_path / "ev" / "hosts"])
+        pooled_rows = _tables(case)
+    monkeypatch.setattr(ingest_mod, "_pool", lambda count: None)
+    with Case(tmp_path / "serial") as case:
+        serial = ingest_mod.ingest(case, [tmp_path / "ev" / "hosts"])
+        serial_rows = _tables(case)
+    key = lambda e: (e.path, e.status, e.format, e.encoding, e.host, e.records, e.skipped, e.sha256)  # noqa: E731
+    assert [key(e) for e in pooled] == [key(e) for e in serial]
+    assert pooled_rows == serial_rows and sum(map(len, serial_rows.values())) > 500
+
+
+def _die() -> None:
+    import os
+
+    os._exit(3)
+
+
+def test_a_broken_worker_pool_falls_back_to_parsing_here(tmp_path: Path, monkeypatch) -> None:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    import wormhunt.ingest as ingest_mod
+    from wormhunt.store import Case
+
+    simulate(tmp_path / "ev", hosts=8, seed=4, days=1, lines=100, locale="en-US")
+    ctx = mp.get_context("fork")
+    monkeypatch.setattr(ingest_mod, "_pool", lambda count: ProcessPoolExecutor(2, mp_context=ctx, initializer=_die))
+    with Case(tmp_path / "case") as case:
+        entries = ingest_mod.ingest(case, [tmp_path / "ev" / "hosts"])
+        assert entries and {e.status for e in entries} <= {"ingested", "empty"}
+        assert case.count("processes") > 0

@@ -30,7 +30,7 @@ def obs(group: str, value: str, line: int = 1) -> Observation:
     from wormhunt.intel.families import normalize_path
     from wormhunt.intel.match import PATH_GROUPS
 
-    return Observation(group, normalize_path(value) if group in PATH_GROUPS else value, EvidenceRef("t", 1, line))
+    return Observation(group, normalize_path(value) if group in PATH_GROUPS else value, "t", 1, line)
 
 
 FAMILY = fam(

@@ -10,12 +10,17 @@ why; it never stops the run.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import multiprocessing as mp
 import os
 import queue
 import shutil
 import threading
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +29,8 @@ import duckdb
 from wormhunt.sources import FORMATS, bundle
 from wormhunt.sources.base import Format, MemorySink
 from wormhunt.sources.detect import Detection, Memo, detect_file
-from wormhunt.sources.text import SNIFF_BYTES, decode
-from wormhunt.store import Case, ManifestEntry, StoreSink, sha256_file
+from wormhunt.sources.text import SNIFF_BYTES, Encoding, decode
+from wormhunt.store import Case, ManifestEntry, StoreSink, TableSink, sha256_file
 
 # Text formats are parsed in memory; a file this large is refused rather than exhausting RAM.
 MAX_TEXT_BYTES = 512 * 1024 * 1024
@@ -70,6 +75,78 @@ def walk(paths: Iterable[Path]) -> list[Input]:
     return out
 
 
+# Below this many files a worker pool costs more to start than it saves.
+POOL_MIN_FILES = 200
+# Files parsed in worker processes: small text files (their rows travel back as Arrow tables).
+POOL_MAX_BYTES = 8 * 1024 * 1024
+POOL_BATCH = 16  # files a worker task parses
+POOL_WINDOW = 8  # tasks in flight per ingest
+_worker_memo = Memo()
+
+
+def _detect_worker(path: Path) -> tuple[str | None, Encoding, float, str] | str:
+    """Detection in a worker process: the format by name (a Format does not travel), or the error."""
+    try:
+        det = detect_file(path, _worker_memo)
+    except OSError as exc:
+        return f"cannot read: {exc.strerror or exc}"
+    except Exception as exc:
+        return f"format detection failed: {type(exc).__name__}: {exc}"
+    return (det.format.name if det.format else None, det.encoding, det.score, det.reason)
+
+
+@dataclass
+class Parsed:
+    """A small text file read, hashed, decoded and parsed in a worker process."""
+
+    raw: bytes
+    sha256: str
+    encoding: Encoding
+    sink: TableSink | None
+    error: str | None = None
+
+
+def _parse_worker(job: tuple[Path, str, Encoding]) -> Parsed | str:
+    path, fmt_name, encoding = job
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return f"cannot read: {exc.strerror or exc}"
+    digest = hashlib.sha256(raw).hexdigest()
+    decoded = decode(raw, encoding if len(raw) <= SNIFF_BYTES else None)
+    sink = TableSink()
+    try:
+        FORMATS[fmt_name].parse_text(decoded.text, sink)  # type: ignore[misc]
+        sink.close()
+    except Exception as exc:
+        return Parsed(raw, digest, decoded.encoding, None, f"parser failed: {type(exc).__name__}: {exc}")
+    return Parsed(raw, digest, decoded.encoding, sink)
+
+
+def _pool(count: int) -> ProcessPoolExecutor | None:
+    """Worker processes for a big ingest on a machine with more than one core, else None."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if count < POOL_MIN_FILES or cores < 2:
+        return None
+    # forkserver: workers start from a clean interpreter, never from a process holding DuckDB's threads.
+    method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+    ctx = mp.get_context(method)
+    if method == "forkserver":
+        ctx.set_forkserver_preload(["wormhunt.sources", "wormhunt.store"])
+    return ProcessPoolExecutor(max_workers=cores, mp_context=ctx)
+
+
+@functools.lru_cache(maxsize=4096)
+def _resolved_dir(folder: Path) -> Path:
+    return folder.resolve()
+
+
+def _resolved(path: Path) -> Path:
+    """`path.resolve()` with the folder's resolution remembered (a bundle's dozen files share
+    it)."""
+    return path.resolve() if path.is_symlink() else _resolved_dir(path.parent) / path.name
+
+
 def _systeminfo_host(path: Path) -> str | None:
     if path.stat().st_size > MAX_TEXT_BYTES:
         return None
@@ -79,22 +156,35 @@ def _systeminfo_host(path: Path) -> str | None:
     return names[0] if names else None
 
 
-def attribute_hosts(inputs: list[Input]) -> None:
+def attribute_hosts(inputs: list[Input], pool: ProcessPoolExecutor | None = None) -> None:
     """Detect every input and decide which host each piece of host evidence describes."""
-    memo = Memo()
-    for item in inputs:
-        if item.error:
-            continue
+    todo = [item for item in inputs if not item.error]
+    results: list[tuple[str | None, Encoding, float, str] | str] | None = None
+    if pool is not None:
         try:
-            item.detection = detect_file(item.path, memo)
-        except OSError as exc:
-            item.error = f"cannot read: {exc.strerror or exc}"
-        except Exception as exc:
-            item.error = f"format detection failed: {type(exc).__name__}: {exc}"
+            results = list(pool.map(_detect_worker, [i.path for i in todo], chunksize=64))
+        except BrokenProcessPool:
+            results = None  # workers could not start or died: detect here instead
+    if results is not None:
+        for item, got in zip(todo, results, strict=True):
+            if isinstance(got, str):
+                item.error = got
+            else:
+                name, encoding, score, reason = got
+                item.detection = Detection(FORMATS[name] if name else None, encoding, score, reason)
+    else:
+        memo = Memo()
+        for item in todo:
+            try:
+                item.detection = detect_file(item.path, memo)
+            except OSError as exc:
+                item.error = f"cannot read: {exc.strerror or exc}"
+            except Exception as exc:
+                item.error = f"format detection failed: {type(exc).__name__}: {exc}"
     manifests: dict[Path, bundle.Manifest | None] = {}
 
     def manifest_of(path: Path) -> bundle.Manifest | None:
-        for folder in path.resolve().parents:
+        for folder in _resolved(path).parents:
             if folder not in manifests:
                 manifests[folder] = bundle.read_manifest(folder)
             if manifests[folder]:
@@ -116,7 +206,7 @@ def attribute_hosts(inputs: list[Input]) -> None:
         fmt = item.detection.format if item.detection else None
         if fmt is not None and not fmt.host_evidence:
             continue
-        folder = item.path.resolve().parent  # `netstat.txt` given alone still has a folder name
+        folder = _resolved(item.path).parent  # `netstat.txt` given alone still has a folder name
         names = names_in.get(item.path.parent, set())
         manifest = manifest_of(item.path)
         if fmt is None and not (manifest and manifest.host) and len(names) != 1:
@@ -133,14 +223,15 @@ def attribute_hosts(inputs: list[Input]) -> None:
             item.host, item.host_source = (folder.name or "unknown-host").upper(), "folder"
 
 
-def ingest_one(case: Case, item: Input) -> ManifestEntry:
-    """Ingest one file; always returns a manifest entry, whatever the file holds."""
+def ingest_one(case: Case, item: Input, parsed: Parsed | str | None = None) -> ManifestEntry:
+    """Ingest one file; always returns a manifest entry, whatever the file holds.
+    `parsed`: the file already parsed by a worker (or the worker's error)."""
     path = item.path
     size = path.stat().st_size if path.exists() and path.is_file() else 0
     det = item.detection
     entry = ManifestEntry(
         evidence_id=None,
-        path=str(path.resolve()) if path.exists() else str(path),
+        path=str(_resolved(path)) if path.exists() else str(path),
         sha256=None,
         size=size,
         format=det.format.name if det and det.format else None,
@@ -179,10 +270,17 @@ def ingest_one(case: Case, item: Input) -> ManifestEntry:
     if fmt.parse_file is not None:
         with case.unbatched():  # a big log: its own transaction, its rows streamed to disk
             return _parse_and_store(case, item, entry, quick)
-    return _parse_and_store(case, item, entry, quick)
+    if isinstance(parsed, str):
+        entry.status, entry.message = "error", parsed
+        entry.sha256 = digest or _sha256(path)
+        case.record(entry, quick_fp=quick)
+        return entry
+    return _parse_and_store(case, item, entry, quick, parsed)
 
 
-def _parse_and_store(case: Case, item: Input, entry: ManifestEntry, quick: str) -> ManifestEntry:
+def _parse_and_store(
+    case: Case, item: Input, entry: ManifestEntry, quick: str, parsed: Parsed | None = None
+) -> ManifestEntry:
     path, det = item.path, item.detection
     assert det is not None and det.format is not None
     fmt = det.format
@@ -195,6 +293,11 @@ def _parse_and_store(case: Case, item: Input, entry: ManifestEntry, quick: str) 
         if fmt.parse_file is not None:
             entry.sha256 = _parse_streaming(fmt, path, det, sink)
             raw = None
+        elif parsed is not None:
+            raw, entry.sha256, entry.encoding = parsed.raw, parsed.sha256, parsed.encoding.label
+            if parsed.error or parsed.sink is None:
+                raise _WorkerFailed(parsed.error or "parser failed")
+            parsed.sink.replay(sink)
         else:
             raw = path.read_bytes()
             entry.sha256 = hashlib.sha256(raw).hexdigest()
@@ -215,7 +318,7 @@ def _parse_and_store(case: Case, item: Input, entry: ManifestEntry, quick: str) 
                 con.execute("ROLLBACK")
         sink.abort()
         entry.status = "error"
-        entry.message = f"parser failed: {type(exc).__name__}: {exc}"
+        entry.message = str(exc) if isinstance(exc, _WorkerFailed) else f"parser failed: {type(exc).__name__}: {exc}"
         entry.records, entry.skipped, entry.skip_reasons, entry.skip_examples = 0, 0, {}, []
         entry.sha256 = entry.sha256 or _sha256(path)
         case.record(entry, quick_fp=quick)
@@ -224,6 +327,10 @@ def _parse_and_store(case: Case, item: Input, entry: ManifestEntry, quick: str) 
         case.refresh_views()
     case.append_manifest(entry)
     return entry
+
+
+class _WorkerFailed(Exception):
+    """A worker's parse failed; its message is already the manifest's."""
 
 
 class _Hasher:
@@ -307,17 +414,69 @@ def ingest(
 
     `on_inputs` sees the whole list once it is known (for a progress bar), `on_file` each entry."""
     inputs = _open_bundles(case, walk(paths))
-    attribute_hosts(inputs)
-    if on_inputs:
-        on_inputs(inputs)
-    entries = []
-    with case.batch():
-        for item in inputs:
-            entry = ingest_one(case, item)
-            entries.append(entry)
-            if on_file:
-                on_file(entry)
+    pool = _pool(len(inputs))
+    try:
+        attribute_hosts(inputs, pool)
+        if on_inputs:
+            on_inputs(inputs)
+        # Small text files are parsed by the workers, in order, while this process stores.
+        jobs = [i for i, item in enumerate(inputs) if _pooled(item)] if pool else []
+        parsed = _in_order(pool, [_job(inputs[i]) for i in jobs]) if pool else iter(())
+        pooled = set(jobs)
+        entries = []
+        with case.batch():
+            for i, item in enumerate(inputs):
+                entry = ingest_one(case, item, next(parsed) if i in pooled else None)
+                entries.append(entry)
+                if on_file:
+                    on_file(entry)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     return entries
+
+
+def _parse_batch(jobs: list[tuple[Path, str, Encoding]]) -> list[Parsed | str]:
+    return [_parse_worker(job) for job in jobs]
+
+
+def _in_order(pool: ProcessPoolExecutor, jobs: list[tuple[Path, str, Encoding]]) -> Iterator[Parsed | str | None]:
+    """Worker results in job order, at most `POOL_WINDOW` batches in flight: memory stays
+    bounded when the workers parse faster than this process stores. If the pool breaks, the
+    rest come back as None: this process parses them itself."""
+    batches = [jobs[i : i + POOL_BATCH] for i in range(0, len(jobs), POOL_BATCH)]
+    flying: deque[Future[list[Parsed | str]]] = deque()
+    given = 0
+    try:
+        for batch in batches[:POOL_WINDOW]:
+            flying.append(pool.submit(_parse_batch, batch))
+        queued = iter(batches[POOL_WINDOW:])
+        while flying:
+            done = flying.popleft().result()
+            if (batch := next(queued, None)) is not None:
+                flying.append(pool.submit(_parse_batch, batch))
+            for result in done:
+                given += 1
+                yield result
+    except BrokenProcessPool:
+        yield from [None] * (len(jobs) - given)
+
+
+def _pooled(item: Input) -> bool:
+    det = item.detection
+    if item.error or det is None or det.format is None or det.format.parse_text is None:
+        return False
+    if det.format.parse_file is not None:
+        return False
+    try:
+        return item.path.stat().st_size <= POOL_MAX_BYTES
+    except OSError:
+        return False
+
+
+def _job(item: Input) -> tuple[Path, str, Encoding]:
+    assert item.detection is not None and item.detection.format is not None
+    return (item.path, item.detection.format.name, item.detection.encoding)
 
 
 def _open_bundles(case: Case, inputs: list[Input]) -> list[Input]:

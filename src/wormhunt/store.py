@@ -16,7 +16,7 @@ import queue
 import shutil
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -64,7 +64,7 @@ class ManifestEntry:
     ingested_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # values are plain JSON already
 
 
 def sha256_file(path: Path, chunk: int = 8 * 1024 * 1024) -> str:
@@ -123,21 +123,14 @@ def _rows_table(kind: Kind, rows: list[dict[str, Any]]) -> pa.Table:
     return pa.table({c.name: pa.array([r.get(c.name) for r in rows], c.arrow) for c in kind.all_columns})
 
 
-class StoreSink(Sink):
-    """Writes parsed rows into the case for one evidence file: small kinds into DuckDB tables,
-    bulk kinds (flows, alerts) into a Parquet partition that the kind's view reads."""
+class ArrowSink(Sink):
+    """Turns parsed rows into Arrow tables of their kind's columns, `ROW_BATCH` rows at a time;
+    a row whose value does not fit its column is skipped and counted, the rest kept.
+    Subclasses decide where each table goes (`_insert`)."""
 
-    def __init__(self, case: Case, evidence_id: int, host: str | None, upper_hosts: bool = False) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.case = case
-        self.con = case.con
-        self.evidence_id = evidence_id
-        self.host = host
-        self.upper_hosts = upper_hosts  # Windows host names: one spelling, so sources join
         self.pending: dict[str, list[dict[str, Any]]] = {}
-        self.tables: dict[str, list[pa.Table]] = {}  # small kinds, stored on commit
-        self.writers: dict[str, _PartitionWriter] = {}
-        self.tap: Callable[[Any], None] | None = None
 
     def _row(self, kind: Kind, values: dict[str, Any]) -> None:
         rows = self.pending.setdefault(kind.name, [])
@@ -171,6 +164,51 @@ class StoreSink(Sink):
     def _batch(self, kind: Kind, table: pa.Table) -> None:
         self._insert(kind, table)
 
+    def _insert(self, kind: Kind, table: pa.Table) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Flush every kind's remaining rows."""
+        for name in list(self.pending):
+            self._flush(KINDS[name])
+
+
+class TableSink(ArrowSink):
+    """Keeps each kind's tables (a parse in a worker process hands them to the case's sink)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: dict[str, list[pa.Table]] = {}
+
+    def _insert(self, kind: Kind, table: pa.Table) -> None:
+        self.tables.setdefault(kind.name, []).append(table)
+
+    def replay(self, sink: Sink) -> None:
+        """Give another sink everything this one received: tables, counts, skips, notes."""
+        for name, tables in self.tables.items():
+            for table in tables:
+                sink._batch(KINDS[name], table)
+        sink.records += self.records
+        sink.skip_counts.update(self.skip_counts)
+        sink.skips.extend(self.skips)
+        sink.meta.update(self.meta)
+
+
+class StoreSink(ArrowSink):
+    """Writes parsed rows into the case for one evidence file: small kinds into DuckDB tables,
+    bulk kinds (flows, alerts) into a Parquet partition that the kind's view reads."""
+
+    def __init__(self, case: Case, evidence_id: int, host: str | None, upper_hosts: bool = False) -> None:
+        super().__init__()
+        self.case = case
+        self.con = case.con
+        self.evidence_id = evidence_id
+        self.host = host
+        self.upper_hosts = upper_hosts  # Windows host names: one spelling, so sources join
+        self.tables: dict[str, list[pa.Table]] = {}  # small kinds, stored on commit
+        self.writers: dict[str, _PartitionWriter] = {}
+        self.tap: Callable[[Any], None] | None = None
+
     def _insert(self, kind: Kind, table: pa.Table) -> None:
         n = table.num_rows
         table = table.set_column(
@@ -196,8 +234,7 @@ class StoreSink(Sink):
 
     def close(self) -> None:
         """Flush everything; partitions are complete but not yet visible."""
-        for name in list(self.pending):
-            self._flush(KINDS[name])
+        super().close()
         for writer in self.writers.values():
             writer.close()
 

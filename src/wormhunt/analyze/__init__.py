@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+
 from wormhunt.analyze import anomalies, host, network, persistence
 from wormhunt.analyze.verdict import HostView, Identity, build_hosts, patient_zero
 from wormhunt.intel.families import Family, Indicator, load_families
@@ -92,8 +94,7 @@ def _write_results(con: Any, result: Investigation) -> None:
         ]
         for f in result.findings
     ]
-    if rows:
-        con.executemany("INSERT INTO findings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    _insert(con, "findings", rows)
     hrows = [
         [
             h.host,
@@ -107,5 +108,19 @@ def _write_results(con: Any, result: Investigation) -> None:
         ]
         for h in result.hosts.values()
     ]
-    if hrows:
-        con.executemany("INSERT INTO hosts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", hrows)
+    _insert(con, "hosts", hrows)
+
+
+def _insert(con: Any, table: str, rows: list[list[Any]]) -> None:
+    """Rows into a results table in one Arrow batch (executemany costs a round trip per row)."""
+    if not rows:
+        return
+    types = {r[0]: r[1] for r in con.execute(f"DESCRIBE {table}").fetchall()}
+    names = list(types)
+    batch = pa.table({n: list(col) for n, col in zip(names, zip(*rows, strict=True), strict=True)})
+    con.register("_wh_results", batch)
+    try:
+        cols = ", ".join(f'CAST("{n}" AS {types[n]})' for n in names)
+        con.execute(f"INSERT INTO {table} SELECT {cols} FROM _wh_results")
+    finally:
+        con.unregister("_wh_results")

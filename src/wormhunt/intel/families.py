@@ -8,7 +8,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -115,6 +115,7 @@ _WOW = re.compile(r"\\(syswow64|sysnative)\\", re.IGNORECASE)
 PATH_TYPES = frozenset({"directory", "file_path", "process_path", "service_dll", "service_image", "registry"})
 
 
+@cache  # the same paths recur on every host of a fleet
 def normalize_path(path: str | None) -> str:
     """A Windows path in the form indicators compare: lower case, backslashes, environment
     variables for the Windows folder expanded, SysWOW64 and Sysnative read as System32, no
@@ -145,12 +146,25 @@ class Indicator:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_pattern", self._compile())
+        want = normalize_path(self.value) if self.type in PATH_TYPES else str(self.value)
+        object.__setattr__(self, "_want", want.casefold())
+        object.__setattr__(self, "_folder", want.rstrip("\\") + "\\")
 
-    def _compile(self) -> re.Pattern[str] | None:
+    @property
+    def pattern_text(self) -> str | None:
+        """The regular expression a glob or regex indicator searches with (None for exact).
+        Globs describe paths and are read in normalised form; regexes are written against
+        normalised paths already (lower case is no matter: they match ignoring case)."""
         if self.match == "exact":
             return None
-        value = normalize_path(self.value) if self.type in PATH_TYPES else self.value
-        text = fnmatch.translate(value) if self.match == "glob" else value
+        if self.match == "glob":
+            return fnmatch.translate(normalize_path(self.value) if self.type in PATH_TYPES else self.value)
+        return self.value
+
+    def _compile(self) -> re.Pattern[str] | None:
+        text = self.pattern_text
+        if text is None:
+            return None
         try:
             return re.compile(text, re.IGNORECASE)
         except re.error as exc:
@@ -165,12 +179,11 @@ class Indicator:
         if self.type in PATH_TYPES:
             text = normalize_path(text)
             if self.type == "directory" and self.match == "exact":
-                folder = normalize_path(self.value).rstrip("\\") + "\\"
+                folder = self.__dict__["_folder"]
                 return text.startswith(folder) or text == folder.rstrip("\\")
         pattern: re.Pattern[str] | None = self.__dict__["_pattern"]
         if pattern is None:
-            want = normalize_path(self.value) if self.type in PATH_TYPES else str(self.value)
-            return text.casefold() == want.casefold()
+            return text.casefold() == self.__dict__["_want"]
         return bool(pattern.fullmatch(text) if self.match == "glob" else pattern.search(text))
 
 
@@ -282,6 +295,7 @@ def load_families(extra: list[Path] | None = None) -> list[Family]:
     return list(by_id.values())
 
 
+@cache
 def strong_indicators(type_: str, min_weight: float = 0.6) -> list[tuple[Indicator, Family]]:
     """The shipped families' indicators of one type (service_name, task_name, user …) weighty
     enough to name a family on their own: for triage rules that want the family of one record
@@ -294,6 +308,7 @@ def strong_indicators(type_: str, min_weight: float = 0.6) -> list[tuple[Indicat
     ]
 
 
+@lru_cache(maxsize=1 << 16)
 def family_of_name(type_: str, *names: str | None) -> Family | None:
     """The first shipped family with a strong `type_` indicator matching one of `names`."""
     for ind, family in strong_indicators(type_):

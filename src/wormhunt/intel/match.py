@@ -11,12 +11,13 @@ is enough to be fairly sure, several weak ones add up, and none can reach 1 alon
 from __future__ import annotations
 
 import ntpath
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
-from wormhunt.intel.families import Family, Indicator, normalize_path
+from wormhunt.intel.families import PATH_TYPES, Family, Indicator, normalize_path
 from wormhunt.model import EvidenceRef, Finding
 from wormhunt.store import Case
 
@@ -61,13 +62,21 @@ FAMILY_MIN = 0.5  # below this a family is "indicators seen", not a verdict
 # Indicators this weak (port 445, a generic pool port) are shared by many families: alone
 # they name none, so a family is only listed once something stronger of its own matched.
 GENERIC_WEIGHT = 0.3
+MAX_EVIDENCE = 20  # records cited per matched indicator
 
 
-@dataclass
-class Observation:
+class Observation(NamedTuple):
+    """One value a host record shows (a tuple: a fleet has about a thousand per host)."""
+
     group: str
     value: str
-    ref: EvidenceRef
+    kind: str
+    evidence_id: int
+    line: int
+
+    @property
+    def ref(self) -> EvidenceRef:
+        return EvidenceRef(self.kind, self.evidence_id, self.line)
 
 
 @dataclass
@@ -122,7 +131,7 @@ def observations(case: Case, ip_host: dict[str, str] | None = None) -> dict[str,
         text = str(value)
         if group in PATH_GROUPS:
             text = normalize_path(text)
-        out[r["host"]].append(Observation(group, text, EvidenceRef(kind, int(r["evidence_id"]), int(r["line"]))))
+        out[r["host"]].append(Observation(group, text, kind, int(r["evidence_id"]), int(r["line"])))
 
     def add_path(r: dict[str, Any], kind: str, path: str | None) -> None:
         if path:
@@ -225,6 +234,10 @@ class Matcher:
         self.exact: dict[tuple[str, str], list[Indicator]] = defaultdict(list)
         self.folders: dict[str, list[Indicator]] = defaultdict(list)
         self.patterns: dict[str, list[Indicator]] = defaultdict(list)
+        # Per group, one regex made of all its patterns: most observations match none, and one
+        # search rejects them where trying each indicator in turn would cost dozens.
+        self.prefilter: dict[str, re.Pattern[str] | None] = {}
+        self.normalized: dict[str, bool] = {}
         for ind in self.indicators:
             if ind.type not in GROUPS:
                 continue
@@ -236,6 +249,13 @@ class Matcher:
             else:
                 for group in GROUPS[ind.type]:
                     self.patterns[group].append(ind)
+        for group, inds in self.patterns.items():
+            self.normalized[group] = any(i.type in PATH_TYPES for i in inds)
+            texts = [re.escape(i.value) if i.match == "exact" else i.pattern_text for i in inds]
+            try:
+                self.prefilter[group] = re.compile("|".join(f"(?:{t})" for t in texts), re.IGNORECASE)
+            except re.error:  # a pattern with global inline flags cannot be combined: no prefilter
+                self.prefilter[group] = None
 
     @staticmethod
     def _key(group: str, value: str) -> str:
@@ -249,7 +269,13 @@ class Matcher:
                 while "\\" in folder:
                     folder = folder.rsplit("\\", 1)[0]
                     yield from ((ind, o) for ind in self.folders.get(folder, ()))
-            for ind in self.patterns.get(o.group, ()):
+            inds = self.patterns.get(o.group)
+            if not inds:
+                continue
+            pre = self.prefilter[o.group]
+            if pre is not None and not pre.search(normalize_path(o.value) if self.normalized[o.group] else o.value):
+                continue
+            for ind in inds:
                 if ind.type in CONTAINS and ind.match == "exact":
                     if ind.value.casefold() in o.value.casefold():
                         yield ind, o
@@ -259,9 +285,13 @@ class Matcher:
     def match_host(self, obs: list[Observation]) -> list[FamilyMatch]:
         """Families with at least one matched indicator, most confident first."""
         by_ind: dict[tuple[str, str], Hit] = {}
+        cited: dict[tuple[str, str], set[tuple[str, int, int]]] = defaultdict(set)
         for ind, o in self.hits(obs):
-            hit = by_ind.setdefault((ind.family, ind.id), Hit(ind, o.value))
-            if o.ref not in hit.evidence:
+            key = (ind.family, ind.id)
+            hit = by_ind.setdefault(key, Hit(ind, o.value))
+            where = (o.kind, o.evidence_id, o.line)
+            if where not in cited[key] and len(hit.evidence) < MAX_EVIDENCE:
+                cited[key].add(where)
                 hit.evidence.append(o.ref)
         groups_seen = {o.group for o in obs}
         out = []
