@@ -237,7 +237,7 @@ def test_case_end_to_end(tmp_path: Path) -> None:
 def test_cli_json_and_table(tmp_path: Path) -> None:
     ev = tmp_path / "ev"
     write_host(ev, "B", {"systeminfo.txt": SYSTEMINFO, "qfe.txt": QFE})
-    write_host(ev, "E", {"systeminfo.txt": SYSTEMINFO.replace("SRV-LEGACY", "E[red]X[/]")})
+    write_host(ev, "E", {"systeminfo.txt": SYSTEMINFO.replace("R2 Standard", "R2 [red]X[/]")})
     runner = CliRunner()
     res = runner.invoke(app, ["audit", "ms17-010", str(ev), "--json", "--lang", "en"])
     assert res.exit_code == 0, res.output
@@ -253,6 +253,7 @@ def test_cli_json_and_table(tmp_path: Path) -> None:
     assert zh.exit_code == 0 and "不能清除感染" in zh.stdout and "存在漏洞" in zh.stdout
     en = runner.invoke(app, ["audit", "ms17-010", str(ev), "--lang", "en"])
     assert "not a cure" in en.stdout.replace("\n", " ")
+    assert "[red]X[/]" in en.stdout  # evidence text is escaped, not rendered as markup
     bad = runner.invoke(app, ["audit", "ms17-010"])
     assert bad.exit_code != 0
 
