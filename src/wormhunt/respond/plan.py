@@ -645,7 +645,14 @@ def build_plan(case: Any, inv: Any, host: str, lang: str = "en") -> Plan:
 
     # Files: protections, and the images of processes killed by PID are also killed by path.
     files_ok: list[tuple[dict[str, Any], list[Reason]]] = []
+    hashes = {
+        normalize_path(r["path"]): r["sha256"].lower()
+        for r in case.query("SELECT path, sha256 FROM files WHERE host = ? AND sha256 IS NOT NULL", [host])
+        if re.fullmatch(r"[0-9a-fA-F]{64}", r["sha256"] or "")
+    }
     for target, reasons in c.of("file"):
+        if normalize_path(target["path"]) in hashes:
+            target["sha256"] = hashes[normalize_path(target["path"])]
         why = quarantine_refusal(target["path"], normalize_path(target["path"]) in named_paths)
         if why:
             plan.refused.append({"target": target, "why": why})
