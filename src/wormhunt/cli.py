@@ -682,6 +682,119 @@ def demo(
     raise typer.Exit(code)
 
 
+@app.command("plan")
+def plan_cmd(
+    ctx: typer.Context,
+    case: Annotated[Path, typer.Option("--case", help="Case folder (from investigate).")],
+    host: Annotated[list[str] | None, typer.Option("--host", help="Only this host (repeatable).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: CASE/plans).")] = None,
+    lang: LangOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a remediation plan per host: plan.ps1, plan.bat, rollback.ps1, rollback.bat, plan.json."""
+    from rich.table import Table
+
+    from wormhunt.respond import host_folder, plan_case, write_plan
+
+    opts = _opts(ctx, lang, as_json)
+    if not case.is_dir():
+        raise typer.BadParameter(f"{case} is not a case folder", param_hint="--case")
+    plans = plan_case(case, host)
+    if host and not plans:
+        raise typer.BadParameter("no such host in the case", param_hint="--host")
+    root = out or case / "plans"
+    rows = []
+    for name, p in plans.items():
+        files = write_plan(p, root / host_folder(name)) if p.steps else {}
+        rows.append(
+            {
+                "host": name,
+                "status": p.status,
+                "family": p.family,
+                "conservative": p.conservative,
+                "steps": len(p.steps),
+                "changes": len(p.destructive),
+                "refused": len(p.refused),
+                "review": len(p.review),
+                "warnings": [t(w["key"], opts.lang, **w.get("params", {})) for w in p.warnings],
+                "files": {k: str(v) for k, v in files.items()},
+            }
+        )
+    if opts.json:
+        _emit_json({"out": str(root), "plans": rows})
+        raise typer.Exit(0)
+    console = Console(highlight=False)
+    table = Table(title=t("plan.title", opts.lang))
+    for col in ("host", "status", "family", "steps", "changes", "refused"):
+        table.add_column(t(f"plan.col.{col}", opts.lang))
+    for r in rows:
+        if not r["steps"] and r["status"] == "clean":
+            continue
+        table.add_row(
+            escape(r["host"]),
+            t(f"status.{r['status']}", opts.lang),
+            escape(r["family"] or "-"),
+            str(r["steps"]),
+            str(r["changes"]),
+            str(r["refused"]),
+        )
+    console.print(table)
+    clean = sum(1 for r in rows if r["status"] == "clean")
+    console.print(t("plan.clean_hosts", opts.lang, n=clean))
+    for r in rows:
+        for w in r["warnings"]:
+            _err().print(f"[bold red]{escape(r['host'])}: {escape(w)}[/]")
+    console.print(t("plan.written", opts.lang, out=escape(str(root))))
+    raise typer.Exit(0)
+
+
+@app.command()
+def remediate(
+    ctx: typer.Context,
+    plan: Annotated[Path, typer.Option("--plan", help="A plan.json written by `wormhunt plan`.")],
+    execute: Annotated[bool, typer.Option("--execute", help="Act (default: dry-run, nothing changes).")] = False,
+    rollback: Annotated[bool, typer.Option("--rollback", help="Restore the newest quarantine of --workdir.")] = False,
+    workdir: Annotated[
+        Path | None, typer.Option("--workdir", help="Backups and quarantine (default: beside plan.json).")
+    ] = None,
+    verify_seconds: Annotated[float, typer.Option("--verify-seconds", help="Wait before checking regrowth.")] = 5.0,
+    lang: LangOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Apply a plan on this machine (file and process steps; the scripts do the Windows ones)."""
+    from wormhunt.respond.execute import rollback as run_rollback
+    from wormhunt.respond.execute import run_plan
+    from wormhunt.respond.plan import Plan
+
+    opts = _opts(ctx, lang, as_json)
+    err = _err()
+    doc = json.loads(plan.read_text(encoding="utf-8"))
+    the_plan = Plan.from_json(doc)
+    work = workdir or plan.parent / "remediate"
+
+    def log(line: str) -> None:
+        err.print(escape(line))
+
+    if rollback:
+        restored = run_rollback(work, execute=execute, log=log)
+        if opts.json:
+            _emit_json({"rollback": True, "execute": execute, "files": restored})
+        else:
+            err.print(t("remediate.rolled_back" if execute else "remediate.rollback_dry", opts.lang, n=len(restored)))
+        raise typer.Exit(0)
+    if the_plan.conservative:
+        err.print(f"[bold red]{escape(t('respond.warn_av_forbidden', opts.lang, host=the_plan.host))}[/]")
+    if not execute:
+        err.print(t("remediate.dry_run", opts.lang))
+    report = run_plan(the_plan, work, execute=execute, verify_seconds=verify_seconds, log=log)
+    if opts.json:
+        _emit_json(report.to_json())
+    else:
+        key = "remediate.failed" if not report.ok else "remediate.done" if execute else "remediate.dry_done"
+        err.print(t(key, opts.lang, quarantine=escape(report.quarantine or "-")))
+    raise typer.Exit(0 if report.ok else 2)
+
+
 def main() -> None:
     """Console entry point: clean messages instead of tracebacks (WORMHUNT_DEBUG=1 shows them)."""
     try:

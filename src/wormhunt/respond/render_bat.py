@@ -49,6 +49,7 @@ def _wql(value: str) -> str:
 
 PRELUDE = r"""@echo off
 setlocal EnableExtensions DisableDelayedExpansion
+chcp 65001 >nul
 rem wormhunt remediation plan (batch). Dry-run unless EXECUTE=1. Review every step first.
 if not defined WORKDIR set "WORKDIR=%SystemDrive%\wormhunt-bat"
 if not exist "%WORKDIR%\quarantine" mkdir "%WORKDIR%\quarantine"
