@@ -253,9 +253,10 @@ def test_json_document_shape(tmp_path: Path) -> None:
     (tmp_path / "run.bat").write_bytes(FUZZBUNCH)
     doc = identify([tmp_path], use_clamav=False, workers=1).to_json()
     f = doc["files"][0]
-    assert set(f) >= {"path", "size", "hashes", "pe", "yara", "ssdeep", "clamav", "skipped", "notes", "detections"}
+    assert set(f) >= {"path", "size", "hashes", "pe", "yara", "ssdeep", "clamav", "skipped", "notes", "detections",
+                      "families"}  # fmt: skip
     assert f["detections"] == ["yara_project"]
-    assert set(doc["summary"]["engines"]) == {"yara_project", "yara_user", "clamav", "pe_heuristics"}
+    assert set(doc["summary"]["engines"]) == {"yara_project", "yara_user", "clamav", "pe_heuristics", "family_kb"}
 
 
 def test_fast_ssdeep_equals_ppdeep() -> None:
@@ -313,3 +314,16 @@ def test_same_rule_names_in_two_rule_folders(tmp_path: Path) -> None:
     (tmp_path / "data.txt").write_bytes(b"a-marker b-marker")
     result = identify([tmp_path / "data.txt"], compiled=compiled, use_clamav=False, workers=1)
     assert sorted(m.namespace for m in result.files[0].yara) == ["user0.rules/x.yar", "user1.rules/x.yar"]
+
+
+def test_family_knowledge_base_names_the_file(tmp_path: Path) -> None:
+    # A file name the WannaMine 3.0 entry knows, and an ordinary file: only the first is named.
+    (tmp_path / "snmpstorsrv.dll").write_bytes(b"MZ not really a dll")
+    (tmp_path / "notes.txt").write_text("meeting notes")
+    result = identify([tmp_path], workers=1, use_clamav=False, executor="thread")
+    by_name = {Path(f.path).name: f for f in result.files}
+    (fam,) = [f for f in by_name["snmpstorsrv.dll"].families if f["verdict"]]
+    assert fam["family"] == "wannamine3" and fam["matched"][0]["type"] == "file_name"
+    assert "family_kb" in by_name["snmpstorsrv.dll"].detections()
+    assert by_name["notes.txt"].families == [] and "family_kb" not in by_name["notes.txt"].detections()
+    assert result.summary.engines["family_kb"].detected == 1

@@ -69,6 +69,7 @@ class FileResult:
     ssdeep: str | None = None
     clamav: ClamResult | None = None
     notes: list[Note] = field(default_factory=list)
+    families: list[dict[str, Any]] = field(default_factory=list)  # family knowledge base matches
 
     def detections(self) -> list[str]:
         """The engines that flagged this file (the multi-scanner view)."""
@@ -81,6 +82,8 @@ class FileResult:
             out.append("clamav")
         if self.pe and any(n.severity == "alert" for n in self.pe.notes):
             out.append("pe_heuristics")
+        if self.families:
+            out.append("family_kb")
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -89,7 +92,7 @@ class FileResult:
         return doc
 
 
-ENGINES = ("yara_project", "yara_user", "clamav", "pe_heuristics")
+ENGINES = ("yara_project", "yara_user", "clamav", "pe_heuristics", "family_kb")
 
 
 @dataclass

@@ -31,6 +31,15 @@ def _details(f: FileResult, lang: str) -> list[str]:
             + t("identify.yara_match", lang, rule=safe(m.rule, 80), source=m.source, family=safe(family, 80))
             + "[/]"
         )
+    for fam in f.families:
+        style = "red" if fam["verdict"] else "yellow"
+        matched = ", ".join(f"{m['type']}={m['value']}" for m in fam["matched"][:4])
+        lines.append(
+            f"[{style}]"
+            + t("identify.family", lang, family=safe(fam["name"], 60), confidence=fam["confidence"],
+                matched=safe(matched, 160))
+            + "[/]"
+        )  # fmt: skip
     if f.clamav and f.clamav.status == "infected":
         lines.append("[red]" + t("identify.clamav_found", lang, signature=safe(f.clamav.signature, 80)) + "[/]")
     notes = list(f.pe.notes if f.pe else []) + f.notes
@@ -92,6 +101,7 @@ def render(result: IdentifyResult, console: Console, lang: str) -> None:
         "yara_user": f"{result.rule_files.get('user', 0)} .yar",
         "clamav": "clamdscan / clamscan",
         "pe_heuristics": "lief",
+        "family_kb": "knowledge/families",
     }
     for name in ENGINES:
         e = s.engines[name]

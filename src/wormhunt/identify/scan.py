@@ -148,6 +148,7 @@ def _summarize(results: list[FileResult], compiled: CompiledRules, clam: clamav.
         "yara_user": (compiled.counts.get("user", 0) > 0, f"{compiled.counts.get('user', 0)} rule files"),
         "clamav": (clam.available, clam.detail),
         "pe_heuristics": (True, "lief"),
+        "family_kb": (True, "knowledge/families"),
     }
     for name in ENGINES:
         available, detail = details[name]
@@ -202,5 +203,35 @@ def identify(
     for r in results:
         if not r.skipped:
             r.clamav = verdicts.get(r.path)
+    _match_families(results)
     summary = _summarize(results, compiled, clam, time.perf_counter() - started)
     return IdentifyResult(results, summary, compiled.warnings, compiled.counts)
+
+
+def _match_families(results: list[FileResult]) -> None:
+    """The family knowledge base over each file: its path, name and hashes (an md5 the
+    reference gives, a toolkit file name in its folder) name the family and its playbook."""
+    from wormhunt.intel.families import load_families, normalize_path
+    from wormhunt.intel.match import FAMILY_MIN, Matcher, Observation
+
+    matcher = Matcher(load_families())
+    for r in results:
+        if r.skipped:
+            continue
+        obs = [
+            Observation("path", normalize_path(r.path), "file", 0, 0),
+            Observation("file_name", os.path.basename(r.path), "file", 0, 0),
+        ]
+        if r.hashes:
+            obs += [Observation(h, getattr(r.hashes, h).lower(), "file", 0, 0) for h in ("md5", "sha1", "sha256")]
+        r.families = [
+            {
+                "family": m.family.id,
+                "name": m.family.names["en"],
+                "confidence": round(m.confidence, 3),
+                "verdict": m.confidence >= FAMILY_MIN,
+                "matched": [{"indicator": h.indicator.id, "type": h.indicator.type, "value": h.observed}
+                            for h in m.hits],
+            }
+            for m in matcher.match_host(obs)
+        ]  # fmt: skip
