@@ -61,3 +61,16 @@ def test_a_csv_without_host_columns_is_not_an_inventory() -> None:
     assert assets.sniff("date,amount,currency\n2019-01-01,3,CNY\n") == 0.0
     sink = parse("date,amount\n1,2\n")
     assert sink.of("assets") == [] and sink.skip_counts == {"no recognisable header": 2}
+
+
+def test_optional_critical_services_column() -> None:
+    """The optional business-critical services column (en or zh-CN header, `;` or `；`)."""
+    en = parse(
+        "Host,IP Address,Role,Vendor forbids AV,Critical services\n"
+        "CLUSTER01,172.16.101.13,cluster,yes,ClusSvc; MSSQLSERVER\n"
+    )
+    (row,) = en.of("assets")
+    assert row["critical_services"] == "ClusSvc;MSSQLSERVER" and row["av_forbidden"] is True
+    zh = parse("主机名,IP地址,关键服务\nDB01,10.0.0.5,MSSQLSERVER；SQLAgent\n")
+    assert zh.of("assets")[0]["critical_services"] == "MSSQLSERVER;SQLAgent"
+    assert parse(EN).of("assets")[0]["critical_services"] is None  # the column is optional

@@ -183,6 +183,7 @@ ASSETS = Kind(
         _c("owner", "VARCHAR"),
         _c("av_installed", "BOOLEAN"),
         _c("av_forbidden", "BOOLEAN", "the vendor of the business software forbids antivirus"),
+        _c("critical_services", "VARCHAR", "business-critical service names, `;`-separated: never stopped by a plan"),
     ),
     "Asset inventory",
 )

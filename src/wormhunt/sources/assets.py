@@ -7,6 +7,7 @@ by Excel; columns are found by the header dictionary and the rest is ignored.
 from __future__ import annotations
 
 import csv
+import re
 
 from wormhunt.model import ASSETS
 from wormhunt.sources.base import Sink
@@ -16,12 +17,25 @@ _LABELS = Labels("assets")
 _TRUTH = Labels("truth_words")
 
 
+# Optional column: services the business depends on (a plan never stops them), `;`-separated.
+_CRITICAL = frozenset(
+    {"critical services", "critical_services", "business critical services", "business-critical services",
+     "关键服务", "业务关键服务", "关键业务服务"}
+)  # fmt: skip
+
+
+def _label(cell: str) -> str | None:
+    if normalize_label(cell) in {normalize_label(c) for c in _CRITICAL}:
+        return "critical_services"
+    return _LABELS.get(cell)
+
+
 def _columns(line: str) -> dict[int, str] | None:
     try:
         cells = next(csv.reader([line]))
     except (csv.Error, StopIteration):
         return None
-    found = {i: name for i, c in enumerate(cells) if (name := _LABELS.get(c))}
+    found = {i: name for i, c in enumerate(cells) if (name := _label(c))}
     names = set(found.values())
     return found if {"hostname", "ip"} <= names or ({"ip", "role"} <= names) else None
 
@@ -72,5 +86,9 @@ def parse(text: str, sink: Sink) -> None:
                 "owner": rec.get("owner") or None,
                 "av_installed": truth(rec.get("av_installed")),
                 "av_forbidden": truth(rec.get("av_forbidden")),
+                "critical_services": ";".join(
+                    x.strip() for x in re.split(r"[;；]", rec.get("critical_services") or "") if x.strip()
+                )
+                or None,
             },
         )
