@@ -72,6 +72,8 @@ def test_investigate_json_and_intel_export_round_trip(tmp_path: Path) -> None:
     hosts = {h["host"].upper(): h for h in doc["hosts"]}
     for name in truth["infected"]:
         assert hosts[name.upper()]["family"] == "dtlminer" and hosts[name.upper()]["confidence"] >= 0.8
+        (best,) = [f for f in hosts[name.upper()]["families"] if f["family"] == "dtlminer"]
+        assert best["playbook"] and best["playbook"][0]["text"]  # the family's removal steps come along
     bundle = tmp_path / "confirmed.json"
     res = runner.invoke(
         app, ["intel", "export", "--case", str(tmp_path / "c"), "--format", "stix", "--out", str(bundle)]

@@ -114,6 +114,10 @@ class FamilyMatch:
             ],
             "missing": [{"indicator": i.id, "type": i.type, "value": i.value} for i in self.missing],
             "not_collected": sorted({i.type for i in self.not_collected}),
+            "playbook": [
+                {"action": s.action, "targets": list(s.targets), "text": s.text.get(lang) or s.text["en"]}
+                for s in self.family.playbook
+            ],
         }
 
 
