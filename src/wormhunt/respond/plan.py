@@ -471,8 +471,12 @@ def build_plan(case: Any, inv: Any, host: str, lang: str = "en") -> Plan:
 
     def script(r: dict[str, Any], reason: Reason) -> None:
         if (r.get("name") or "").lower() in INTERPRETERS and r.get("command_line"):
-            c.add(f"script:{r['pid']}", {"kind": "script", "pid": r["pid"], "name": r["name"], "image": r["image_path"],
-                                         "command_line": r["command_line"]}, reason)  # fmt: skip
+            key = f"script:{r['pid']}"
+            c.add(key, {"kind": "script", "pid": r["pid"], "name": r["name"], "image": r["image_path"],
+                        "command_line": r["command_line"]}, reason)  # fmt: skip
+            if r.get("evidence_id") is not None:  # the process record that runs the named command
+                ref = EvidenceRef("processes", int(r["evidence_id"]), int(r["line"]))
+                c.add(key, c.items[key]["target"], Reason("record", "processes", f"pid={r['pid']}", (ref,)))
 
     def file(path: str | None, reason: Reason, exact: bool) -> None:
         if not path:
