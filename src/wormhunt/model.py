@@ -31,6 +31,7 @@ def _c(name: str, sql: str, doc: str = "") -> Column:
         "BOOLEAN": pa.bool_(),
         "TIMESTAMP": pa.timestamp("us"),
         "VARCHAR[]": pa.list_(pa.string()),
+        "MAP(VARCHAR, VARCHAR)": pa.map_(pa.string(), pa.string()),
     }[sql]
     return Column(name, sql, arrow, doc)
 
@@ -306,6 +307,27 @@ HOST_CONFIG = Kind(
     "Small host settings: netsh portproxy listeners, local users",
 )
 
+# Windows event log records. The EventData (or flattened UserData) fields keep their original
+# names in one MAP(VARCHAR, VARCHAR) column: DuckDB reads `data['ServiceName']` straight from the
+# Parquet map without parsing text per query (a JSON column would be re-parsed by every
+# detection and Sigma rule), while the fields every query filters on are promoted to columns.
+EVENTS = Kind(
+    "events",
+    (
+        _c("ts", "TIMESTAMP", "System/TimeCreated, UTC"),
+        _c("channel", "VARCHAR", "Security, System, Microsoft-Windows-Sysmon/Operational ..."),
+        _c("provider", "VARCHAR", "provider name"),
+        _c("event_id", "INTEGER"),
+        _c("computer", "VARCHAR", "System/Computer as written (FQDN); `host` holds the short upper-case name"),
+        _c("record_id", "BIGINT", "EventRecordID"),
+        _c("sid", "VARCHAR", "System/Security/@UserID when present"),
+        _c("user", "VARCHAR", "EventData User, or SubjectDomainName\\SubjectUserName"),
+        _c("data", "MAP(VARCHAR, VARCHAR)", "EventData / UserData fields under their original names"),
+        _c("source", "VARCHAR", "evtx, winlogbeat, mordor, xml"),
+    ),
+    "Windows event log records (EVTX, Winlogbeat/Mordor JSON lines, Event Viewer XML)",
+)
+
 KINDS: dict[str, Kind] = {
     k.name: k
     for k in (
@@ -323,6 +345,7 @@ KINDS: dict[str, Kind] = {
         AUTORUNS,
         FILES,
         HOST_CONFIG,
+        EVENTS,
     )
 }
 

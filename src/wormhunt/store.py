@@ -37,7 +37,7 @@ ROW_BATCH = 50_000
 # Record kinds that can run to billions of rows: stored as Parquet partitions (one per
 # evidence file) under tables/<kind>/, read through a DuckDB view of the same name. Parquet
 # writes several times faster than DuckDB's own storage, and Spark or ClickHouse read it as is.
-BULK_KINDS = ("flows", "net_alerts")
+BULK_KINDS = ("flows", "net_alerts", "events")
 GLOB_CHARS = frozenset("*?[]{}")
 # Bytes read at each end of a file for the quick fingerprint that spares hashing huge
 # files twice: only a fingerprint match triggers the full sha256 comparison.

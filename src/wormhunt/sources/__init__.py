@@ -6,6 +6,7 @@ from wormhunt.sources import (
     asa,
     assets,
     autoruns,
+    evtx,
     filelist,
     fileversion,
     fortigate,
@@ -65,7 +66,7 @@ FORMATS: dict[str, Format] = {
         # Host artifacts whose module declares its own entries.
         *(
             f
-            for m in (services, schtasks, autoruns, wmi, hostcfg, filelist, hotfix, pscim, fileversion)
+            for m in (services, schtasks, autoruns, wmi, hostcfg, filelist, hotfix, pscim, fileversion, evtx)
             for f in m.FORMATS
         ),
     )

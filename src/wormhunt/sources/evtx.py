@@ -1,0 +1,503 @@
+"""Windows event logs into the `events` kind: binary `.evtx` files (the Rust `evtx` parser),
+Winlogbeat / Elastic Agent / Mordor JSON lines, and Event Viewer / wevtutil XML exports.
+
+Every representation is normalised to the same row: the System fields promoted to columns
+(UTC time, channel, provider, event id, computer, record id, user SID) and the EventData
+fields under their original names in a map. Providers that write `<UserData>` instead
+(WMI-Activity 5861, Event log 104) have its one child element flattened into the map.
+Values are kept as written (Sysmon 19-21 keep their leading space and quotes); detections
+strip them. A damaged record or line is skipped and counted; the rest of the file is read.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import struct
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pyarrow as pa
+
+from wormhunt.model import EVENTS
+from wormhunt.sources.base import Format, Sink
+from wormhunt.sources.text import Encoding
+from wormhunt.timeparse import parse_iso
+
+EVTX_MAGIC = b"ElfFile\x00"
+BATCH = 50_000
+_MAP = pa.map_(pa.string(), pa.string())
+
+
+def sniff_bytes(head: bytes) -> float:
+    return 0.99 if head.startswith(EVTX_MAGIC) else 0.0
+
+
+def short_host(computer: str | None) -> str | None:
+    """`jump01.offsec.lan` -> `JUMP01`: the spelling the other host sources join on."""
+    if not computer:
+        return None
+    name = computer.strip()
+    if not name or name.replace(".", "").isdigit():
+        return name.upper() or None
+    return name.split(".", 1)[0].upper()
+
+
+def _text(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return str(v)
+    if isinstance(v, dict) and "#text" in v:
+        return _text(v["#text"])
+    return json.dumps(v, ensure_ascii=False)
+
+
+def _time(text: str | None) -> Any:
+    if not text:
+        return None
+    text = text.strip()
+    if text.endswith(" UTC"):
+        text = text[:-4]
+    return parse_iso(text)
+
+
+class _Columns:
+    """Column lists of the events kind, flushed to the sink as Arrow tables."""
+
+    def __init__(self, sink: Sink, source: str) -> None:
+        self.sink = sink
+        self.source = source
+        self.count = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.line: list[int] = []
+        self.host: list[str | None] = []
+        self.ts: list[Any] = []
+        self.channel: list[str | None] = []
+        self.provider: list[str | None] = []
+        self.event_id: list[int | None] = []
+        self.computer: list[str | None] = []
+        self.record_id: list[int | None] = []
+        self.sid: list[str | None] = []
+        self.user: list[str | None] = []
+        self.keys: list[str] = []
+        self.values: list[str | None] = []
+        self.offsets: list[int] = [0]
+
+    def add(
+        self,
+        line: int,
+        ts: Any,
+        channel: str | None,
+        provider: str | None,
+        event_id: int | None,
+        computer: str | None,
+        record_id: int | None,
+        sid: str | None,
+        data: dict[str, Any],
+    ) -> None:
+        self.count += 1
+        self.line.append(line)
+        self.host.append(short_host(computer))
+        self.ts.append(ts)
+        self.channel.append(channel)
+        self.provider.append(provider)
+        self.event_id.append(event_id)
+        self.computer.append(computer)
+        self.record_id.append(record_id)
+        self.sid.append(sid)
+        user = data.get("User")
+        if not isinstance(user, str):
+            name = data.get("SubjectUserName")
+            user = (
+                f"{data.get('SubjectDomainName') or ''}\\{name}".lstrip("\\") if isinstance(name, str) else None
+            )
+        self.user.append(user)
+        keys, values = self.keys, self.values
+        for k, v in data.items():
+            keys.append(k)
+            values.append(v if isinstance(v, str) or v is None else _text(v))
+        self.offsets.append(len(keys))
+        if len(self.line) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        n = len(self.line)
+        if not n:
+            return
+        data = pa.MapArray.from_arrays(
+            pa.array(self.offsets, pa.int32()), pa.array(self.keys, pa.string()), pa.array(self.values, pa.string())
+        )
+        table = pa.table(
+            {
+                "evidence_id": pa.nulls(n, pa.int32()),
+                "line": pa.array(self.line, pa.int64()),
+                "host": pa.array(self.host, pa.string()),
+                "ts": pa.array(self.ts, pa.timestamp("us")),
+                "channel": pa.array(self.channel, pa.string()),
+                "provider": pa.array(self.provider, pa.string()),
+                "event_id": pa.array(self.event_id, pa.int32()),
+                "computer": pa.array(self.computer, pa.string()),
+                "record_id": pa.array(self.record_id, pa.int64()),
+                "sid": pa.array(self.sid, pa.string()),
+                "user": pa.array(self.user, pa.string()),
+                "data": data.cast(_MAP),
+                "source": pa.array([self.source] * n, pa.string()),
+            }
+        )
+        self.sink.batch(EVENTS, table)
+        self._reset()
+
+
+def _int(v: Any) -> int | None:
+    if isinstance(v, int):
+        return v
+    if isinstance(v, dict):
+        v = v.get("#text")
+    try:
+        return int(str(v).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+def _flat_data(event: dict[str, Any]) -> dict[str, Any]:
+    """EventData as a dict (unnamed `<Data>` items become Data1, Data2 ...), or UserData's one
+    child flattened."""
+    ed = event.get("EventData")
+    if isinstance(ed, dict):
+        if "Data" in ed and len(ed) <= 2 and not isinstance(ed.get("Data"), str | int | float | None):
+            items = ed["Data"] if isinstance(ed["Data"], list) else [ed["Data"]]
+            return {f"Data{i}": _text(x) for i, x in enumerate(items, 1)}
+        return {k: v for k, v in ed.items() if k != "#attributes"}
+    ud = event.get("UserData")
+    if isinstance(ud, dict):
+        for child in ud.values():
+            if isinstance(child, dict):
+                return {k: v for k, v in child.items() if k != "#attributes"}
+    return {}
+
+
+# -- EVTX ------------------------------------------------------------------------------------
+
+_decode = msgspec.json.Decoder().decode
+
+
+HEADER_BYTES = 4096
+CHUNK_BYTES = 65536
+
+
+class _ZeroPadded(io.RawIOBase):
+    """A truncated .evtx read as if its last chunk were complete (zeros after the end), so
+    the parser reads the records that survived instead of dropping the whole chunk."""
+
+    def __init__(self, path: Path, size: int) -> None:
+        self.fh = open(path, "rb")  # noqa: SIM115 - closed with this object
+        self.real = size
+        self.size = HEADER_BYTES + -(-(size - HEADER_BYTES) // CHUNK_BYTES) * CHUNK_BYTES
+        self.pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.pos = offset if whence == 0 else self.pos + offset if whence == 1 else self.size + offset
+        return self.pos
+
+    def read(self, n: int = -1) -> bytes:
+        end = self.size if n is None or n < 0 else min(self.size, self.pos + n)
+        if end <= self.pos:
+            return b""
+        self.fh.seek(self.pos)
+        data = self.fh.read(max(0, min(end, self.real) - self.pos))
+        data += b"\0" * (end - self.pos - len(data))
+        self.pos = end
+        return data
+
+    def readinto(self, buf: Any) -> int:
+        data = self.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.fh.close()
+        super().close()
+
+
+def expected_records(path: Path) -> int | None:
+    """Records the chunk headers declare (first..last record number of each chunk with a sane
+    header), to count what a damaged or truncated chunk lost."""
+    total = 0
+    try:
+        with open(path, "rb") as fh:
+            offset = HEADER_BYTES
+            while True:
+                fh.seek(offset)
+                head = fh.read(40)
+                if len(head) < 40:
+                    break
+                if head[:8] == b"ElfChnk\0":
+                    first, last = struct.unpack_from("<QQ", head, 8)
+                    if first <= last and last - first < CHUNK_BYTES // 24:
+                        total += int(last - first + 1)
+                offset += CHUNK_BYTES
+    except OSError:
+        return None
+    return total
+
+
+def _evtx_records(path: Path, sink: Sink) -> Iterator[tuple[int, Any]]:
+    """(ordinal, record) pairs; a record the parser cannot read is counted and skipped."""
+    import evtx  # the Rust parser; imported here so the other formats do not need it
+
+    size = path.stat().st_size
+    try:
+        if size > HEADER_BYTES and (size - HEADER_BYTES) % CHUNK_BYTES:
+            sink.meta.setdefault("warnings", []).append(
+                {"code": "evtx_truncated", "detail": f"the file ends inside a chunk ({size} bytes)"}
+            )
+            parser = evtx.PyEvtxParser(_ZeroPadded(path, size))
+        else:
+            parser = evtx.PyEvtxParser(str(path))
+    except (OSError, RuntimeError, ValueError) as exc:
+        sink.skip(0, "unreadable evtx file", f"{type(exc).__name__}: {exc}")
+        return
+    it = parser.records_json()
+    n = 0
+    errors = 0
+    while True:
+        n += 1
+        try:
+            rec = next(it)
+        except StopIteration:
+            return
+        except Exception as exc:  # the parser raises its own error types for damaged chunks/records
+            sink.skip(n, "damaged evtx record", f"{type(exc).__name__}: {exc}")
+            errors += 1
+            if errors > 100_000:  # a parser stuck on one spot: give up on the rest, counted
+                sink.skip(n, "evtx parser gave up", "")
+                return
+            continue
+        yield n, rec
+
+
+def parse_file(path: Path, encoding: Encoding, sink: Sink) -> None:
+    """Read an .evtx file into `events` (the file is hashed through `sink.tap` when given)."""
+    del encoding  # binary
+    tap = getattr(sink, "tap", None)
+    if tap is not None:
+        with open(path, "rb") as fh:
+            wait = None
+            while block := fh.read(8 * 1024 * 1024):
+                if wait is not None:
+                    wait()
+                wait = tap(block)
+            if wait is not None:
+                wait()
+    cols = _Columns(sink, "evtx")
+    for n, rec in _evtx_records(path, sink):
+        try:
+            event = _decode(rec["data"])["Event"]
+            system = event["System"]
+        except (msgspec.DecodeError, KeyError, TypeError) as exc:
+            sink.skip(n, "damaged evtx record", f"{type(exc).__name__}: {exc}")
+            continue
+        prov = system.get("Provider")
+        attrs = prov.get("#attributes", {}) if isinstance(prov, dict) else {}
+        tc = system.get("TimeCreated")
+        ts = _time(tc.get("#attributes", {}).get("SystemTime") if isinstance(tc, dict) else None)
+        if ts is None:
+            ts = _time(rec.get("timestamp"))
+        sec = system.get("Security")
+        sid = sec.get("#attributes", {}).get("UserID") if isinstance(sec, dict) else None
+        cols.add(
+            n,
+            ts,
+            _text(system.get("Channel")),
+            attrs.get("Name") or attrs.get("EventSourceName"),
+            _int(system.get("EventID")),
+            _text(system.get("Computer")),
+            _int(system.get("EventRecordID")) or rec.get("event_record_id"),
+            sid,
+            _flat_data(event),
+        )
+    cols.flush()
+    expected = expected_records(path)
+    lost = (expected or 0) - cols.count - sink.skip_counts["damaged evtx record"]
+    if lost > 0:
+        for _ in range(lost):  # counted one by one, like every skipped record
+            sink.skip(0, "record lost in a damaged or truncated chunk", "")
+
+
+# -- JSON lines: Winlogbeat / Elastic Agent (winlog.*), Winlogbeat 5.x, Mordor (flat) ---------
+
+_MORDOR_SYSTEM = {
+    "@timestamp", "@version", "Channel", "EventID", "Hostname", "SourceName", "EventTime", "EventReceivedTime",
+    "TimeCreated", "RecordNumber", "EventRecordID", "ProviderGuid", "Keywords", "Severity", "SeverityValue",
+    "EventType", "Opcode", "OpcodeValue", "Task", "Category", "Version", "ThreadID", "ExecutionProcessID",
+    "Message", "SourceModuleName", "SourceModuleType", "host", "port", "tags", "UserID", "AccountName",
+    "AccountType", "Domain", "Level", "ERROR_EVT_UNRESOLVED",
+}  # fmt: skip
+
+
+def _json_event(d: dict[str, Any]) -> tuple[Any, ...] | None:
+    """(ts, channel, provider, event_id, computer, record_id, sid, data) of one JSON object."""
+    if isinstance(w := d.get("winlog"), dict):  # Winlogbeat 6+/Elastic Agent
+        data = dict(w.get("event_data") or {})
+        if isinstance(ud := w.get("user_data"), dict):
+            data.update({k: v for k, v in ud.items() if k not in data and k != "xml_name"})
+        user = w.get("user") if isinstance(w.get("user"), dict) else {}
+        ts = _time(d.get("@timestamp") or (d.get("event") or {}).get("created"))
+        return (
+            ts, w.get("channel"), w.get("provider_name"), _int(w.get("event_id")),
+            w.get("computer_name"), _int(w.get("record_id")), user.get("identifier"), data,
+        )  # fmt: skip
+    if "event_data" in d or ("log_name" in d and "event_id" in d):  # Winlogbeat 5.x
+        data = dict(d.get("event_data") or {})
+        data.update({k: v for k, v in (d.get("user_data") or {}).items() if k not in data and k != "xml_name"})
+        user = d.get("user") if isinstance(d.get("user"), dict) else {}
+        return (
+            _time(d.get("@timestamp")), d.get("log_name"), d.get("source_name"), _int(d.get("event_id")),
+            d.get("computer_name"), _int(d.get("record_number")), user.get("identifier"), data,
+        )  # fmt: skip
+    if "EventID" in d and ("Channel" in d or "SourceName" in d):  # Mordor / NXLog flat
+        data = {k: v for k, v in d.items() if k not in _MORDOR_SYSTEM}
+        ts = _time(d.get("@timestamp") or d.get("TimeCreated") or d.get("EventTime"))
+        return (
+            ts, d.get("Channel"), d.get("SourceName"), _int(d.get("EventID")), d.get("Hostname"),
+            _int(d.get("RecordNumber") or d.get("EventRecordID")), d.get("UserID"), data,
+        )  # fmt: skip
+    return None
+
+
+def sniff_json(head: str) -> float:
+    first = next((ln.strip() for ln in head.split("\n") if ln.strip()), "")
+    if not first.startswith("{"):
+        return 0.0
+    if '"winlog"' in first and '"event_id"' in first:
+        return 0.97
+    if '"event_data"' in first and '"event_id"' in first:
+        return 0.95
+    if '"EventID"' in first and ('"Channel"' in first or '"SourceName"' in first):
+        return 0.93
+    return 0.0
+
+
+def parse_json_text(text: str, sink: Sink) -> None:
+    cols: dict[str, _Columns] = {}
+    for n, line in enumerate(text.split("\n"), 1):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            d = _decode(line)
+        except msgspec.DecodeError:
+            sink.skip(n, "not a JSON object", line)
+            continue
+        got = _json_event(d) if isinstance(d, dict) else None
+        if got is None:
+            sink.skip(n, "not a Windows event", line)
+            continue
+        ts, channel, provider, eid, computer, rid, sid, data = got
+        source = "winlogbeat" if ("winlog" in d or "event_data" in d) else "mordor"
+        c = cols.get(source) or cols.setdefault(source, _Columns(sink, source))
+        c.add(n, ts, _text(channel), _text(provider), eid, _text(computer), rid, sid, data)
+    for c in cols.values():
+        c.flush()
+
+
+# -- XML exports: Event Viewer "Save as XML", wevtutil qe /f:xml, Get-WinEvent ToXml() ------
+
+_EVENT_XML = re.compile(r"<Event[\s>].*?</Event>", re.DOTALL)
+_NS = re.compile(r"\{[^}]*\}")
+
+
+def sniff_xml(head: str) -> float:
+    if "<Event" in head and "<System>" in head and ("<EventID" in head):
+        return 0.95
+    return 0.0
+
+
+def _local(tag: str) -> str:
+    return _NS.sub("", tag)
+
+
+def _xml_event(el: ET.Element) -> tuple[Any, ...]:
+    system: dict[str, ET.Element] = {}
+    data: dict[str, Any] = {}
+    for part in el:
+        tag = _local(part.tag)
+        if tag == "System":
+            system = {_local(c.tag): c for c in part}
+        elif tag == "EventData":
+            for i, c in enumerate(part, 1):
+                name = c.get("Name") or f"{_local(c.tag)}{i}"
+                data[name] = (c.text or "").strip()
+        elif tag == "UserData":
+            for child in part:
+                for c in child:
+                    data[_local(c.tag)] = (c.text or "").strip()
+                break
+    prov = system.get("Provider")
+    tc = system.get("TimeCreated")
+    sec = system.get("Security")
+
+    def txt(name: str) -> str | None:
+        e = system.get(name)
+        return e.text.strip() if e is not None and e.text else None
+
+    return (
+        _time(tc.get("SystemTime") if tc is not None else None),
+        txt("Channel"),
+        (prov.get("Name") or prov.get("EventSourceName")) if prov is not None else None,
+        _int(txt("EventID")),
+        txt("Computer"),
+        _int(txt("EventRecordID")),
+        sec.get("UserID") if sec is not None else None,
+        data,
+    )
+
+
+def parse_xml_text(text: str, sink: Sink) -> None:
+    cols = _Columns(sink, "xml")
+    for m in _EVENT_XML.finditer(text):
+        line = text.count("\n", 0, m.start()) + 1
+        try:
+            el = ET.fromstring(m.group(0))
+            ts, channel, provider, eid, computer, rid, sid, data = _xml_event(el)
+        except ET.ParseError as exc:
+            sink.skip(line, "damaged event XML", f"{exc}: {m.group(0)[:200]}")
+            continue
+        if eid is None:
+            sink.skip(line, "event without an EventID", m.group(0)[:200])
+            continue
+        cols.add(line, ts, channel, provider, eid, computer, rid, sid, data)
+    cols.flush()
+
+
+FORMATS = (
+    Format(
+        "evtx",
+        "Windows event log (.evtx)",
+        lambda head: 0.0,
+        parse_file=parse_file,
+        sniff_bytes=sniff_bytes,
+    ),
+    Format("winlog-json", "Windows events as JSON lines (Winlogbeat, Mordor)", sniff_json, parse_text=parse_json_text),
+    Format("winlog-xml", "Windows events as XML (Event Viewer, wevtutil)", sniff_xml, parse_text=parse_xml_text),
+)
