@@ -9,6 +9,7 @@ from typing import Any
 import pyarrow as pa
 
 from wormhunt.analyze import anomalies, host, network, persistence
+from wormhunt.analyze.spread import Spread, analyze_spread
 from wormhunt.analyze.verdict import HostView, Identity, build_hosts, patient_zero
 from wormhunt.intel.families import Family, Indicator, load_families
 from wormhunt.intel.match import FAMILY_MIN, FamilyMatch, family_findings, match_case
@@ -25,6 +26,7 @@ class Investigation:
     patient_zero: dict[str, Any] | None
     fanout_not_ranked: list[dict[str, Any]] = field(default_factory=list)
     families: dict[str, list[FamilyMatch]] = field(default_factory=dict)  # per host, most confident first
+    spread: Spread | None = None
 
     def family_of(self, host: str) -> tuple[str | None, float | None]:
         """(family id, confidence) of a host: the best family at or above the verdict bar, the
@@ -54,6 +56,7 @@ def analyze(case: Case, families: list[Family] | None = None, extra: list[Indica
         s["host"] = identity.host_of(s["src"])
     by_host = {identity.canonical.get(h.upper(), h): m for h, m in matches.items()}
     result = Investigation(hosts, spreaders, patient_zero(hosts), shown, by_host)
+    result.spread = analyze_spread(case, identity, hosts, spreaders)
     _persist(case, result)
     return result
 

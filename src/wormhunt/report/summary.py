@@ -123,6 +123,7 @@ def build(case: Case, inv: Investigation, lang: str, entries: list[dict[str, Any
         "lang": lang,
         "summary": {"hosts": len(hosts), **counts},
         "patient_zero": patient_zero,
+        "spread": inv.spread.to_json() if inv.spread else None,
         "spreaders": spreaders,
         "fanout_not_ranked": [spreader_dict(s, lang) for s in inv.fanout_not_ranked],
         "hosts": hosts,
