@@ -201,7 +201,7 @@ def test_stix_hand_written(tmp_path) -> None:
     assert by[("md5", MD5, "exact")].family == "WannaMine" and by[("md5", MD5, "exact")].weight == 0.9
     assert by[("file_name", "*.dat", "glob")].family == "WannaMine"
     assert ("ip", "1.2.3.4", "exact") in by
-    assert by[("cmdline", "powershell.*-enc", "regex")].family == "LemonDuck"
+    assert by[("cmdline", "powershell.*-enc", "regex")].family == "lemonduck"  # a shipped family: its id
     assert by[("cmdline", "powershell.*-enc", "regex")].weight == 0.5
     assert by[("file_path", "C:\\Temp\\x.exe", "exact")].family == "LemonDuck"
     assert by[("registry", "HKLM\\Run", "exact")].family == "miner"
