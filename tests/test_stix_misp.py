@@ -203,7 +203,7 @@ def test_stix_hand_written(tmp_path) -> None:
     assert ("ip", "1.2.3.4", "exact") in by
     assert by[("cmdline", "powershell.*-enc", "regex")].family == "lemonduck"  # a shipped family: its id
     assert by[("cmdline", "powershell.*-enc", "regex")].weight == 0.5
-    assert by[("file_path", "C:\\Temp\\x.exe", "exact")].family == "LemonDuck"
+    assert by[("file_path", "C:\\Temp\\x.exe", "exact")].family == "lemonduck"
     assert by[("registry", "HKLM\\Run", "exact")].family == "miner"
     assert by[("user", "k8h3d", "exact")].family == "imported"
     assert len(got) == 7
