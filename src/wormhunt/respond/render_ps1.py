@@ -73,10 +73,16 @@ function Act([string]$what, [scriptblock]$do) {
     if ($Execute) { Say ('DO    ' + $what); & $do } else { Say ('WOULD ' + $what) }
 }
 function Native([string]$exe, [string[]]$argv) {
+    # PowerShell 2.0 turns the stderr of a native program into errors: judge it by its exit code
+    $saved = $ErrorActionPreference
+    $ErrorActionPreference = 'Continue'
     $out = & $exe @argv 2>&1
+    $code = $LASTEXITCODE
+    $ErrorActionPreference = $saved
     foreach ($line in $out) { Say ([string]$line) }
-    return $LASTEXITCODE
+    return $code
 }
+trap { Say ('UNEXPECTED error: ' + $_ + ' -- stopping.'); Stop-Transcript | Out-Null; exit 2 }
 function Hash-File([string]$path) {
     $sha = [System.Security.Cryptography.SHA256]::Create()
     $fs = [System.IO.File]::OpenRead($path)
@@ -204,7 +210,9 @@ function Quarantine-File([string]$path, [string]$expected) {
     if (-not (Test-Path -LiteralPath $path -PathType Leaf)) { Say ('file not present: ' + $path); return }
     $sys = Join-Path $env:SystemRoot 'System32'
     if ($path.StartsWith($sys, [System.StringComparison]::OrdinalIgnoreCase)) {
-        $sig = Get-AuthenticodeSignature -LiteralPath $path
+        # PowerShell 2.0 has only -FilePath, which reads wildcards: such a path is left to a human
+        if ($path.IndexOfAny([char[]]'[]*?') -ge 0) { Fail ('cannot check the signature of ' + $path) }
+        $sig = Get-AuthenticodeSignature -FilePath $path
         if ($sig.Status -eq 'Valid') { Fail ('validly signed System32 file, not touched: ' + $path) }
     }
     $hash = Hash-File $path
