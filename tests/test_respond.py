@@ -151,6 +151,9 @@ def test_clean_hosts_get_no_step(outbreak: tuple) -> None:
     assert clean
     for p in clean:
         assert p.steps == [] and not p.destructive
+    for p in plans.values():  # a merely suspicious host gets things to review, never a step
+        if p.status != "infected":
+            assert p.steps == []
 
 
 def test_checker_refuses_removal_while_the_restorer_runs() -> None:

@@ -663,6 +663,10 @@ def build_plan(case: Any, inv: Any, host: str, lang: str = "en") -> Plan:
         else:
             files_ok.append((target, reasons))
     plan.review = [r for r in plan.review if normalize_path(r["target"].get("path")) not in named_paths]
+    if view.status != "infected":  # a suspicious host: what its findings name is for a human to review
+        plan.review += [{"target": v["target"], "why": "host_not_infected", "reason": v["reasons"][0].to_json()}
+                        for v in c.items.values()]  # fmt: skip
+        return plan
     plan.steps = _steps(plan, c, files_ok)
     return plan
 
