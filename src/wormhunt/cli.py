@@ -356,6 +356,59 @@ def identify(
 
 
 @app.command()
+def sweep(
+    ctx: typer.Context,
+    bundles: Annotated[list[Path] | None, typer.Argument(help="Folders of host bundles (or zips).")] = None,
+    case: Annotated[Path | None, typer.Option("--case", help="Case folder (default: a temporary one).")] = None,
+    assets: Annotated[Path | None, typer.Option("--assets", help="Asset inventory CSV.")] = None,
+    network: Annotated[
+        list[Path] | None, typer.Option("--network", help="Firewall/IDS logs or pcaps to read with the bundles.")
+    ] = None,
+    csv_out: Annotated[Path | None, typer.Option("--csv", help="Write the verdict table as CSV.")] = None,
+    families: FamiliesOpt = None,
+    intel: IntelOpt = None,
+    lang: LangOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sweep the fleet: a verdict per host, who was first and how it spread."""
+    import tempfile
+
+    from wormhunt.report.sweep import render as render_sweep
+    from wormhunt.report.sweep import rows, to_csv
+
+    opts = _opts(ctx, lang, as_json)
+    paths = list(bundles or []) + list(network or []) + ([assets] if assets else [])
+    if not paths:
+        raise typer.BadParameter("give bundle folders", param_hint="BUNDLES")
+    knowledge = _knowledge(families, intel, opts)
+    unreachable: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="wormhunt-sweep-") as tmp:
+        doc, code = run_investigation(paths, case or Path(tmp) / "case", opts, knowledge)
+    table = rows(doc, unreachable)
+    spread = doc.get("spread") or {}
+    if csv_out:
+        part = csv_out.with_name(csv_out.name + ".part")
+        part.write_text(to_csv(table), encoding="utf-8")
+        part.replace(csv_out)
+    if opts.json:
+        verdicts = ("infected", "suspicious", "clean", "unreachable")
+        counts = {v: sum(1 for r in table if r["verdict"] == v) for v in verdicts}
+        _emit_json(
+            {
+                "summary": {"hosts": len(table), **counts},
+                "hosts": table,
+                "patient_zero": spread.get("patient_zero"),
+                "edges": spread.get("edges", []),
+                "timeline": spread.get("timeline", []),
+                "evidence": doc["evidence"],
+            }
+        )
+    else:
+        render_sweep(table, spread, Console(highlight=False), opts.lang)
+    raise typer.Exit(code)
+
+
+@app.command()
 def triage(
     ctx: typer.Context,
     bundles: Annotated[list[Path] | None, typer.Argument(help="Bundles (folders or zips) or folders of them.")] = None,
