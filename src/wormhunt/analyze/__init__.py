@@ -8,7 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from wormhunt.analyze import anomalies, host, network, persistence
+from wormhunt.analyze import anomalies, events, host, network, persistence
 from wormhunt.analyze.spread import Spread, analyze_spread
 from wormhunt.analyze.verdict import HostView, Identity, build_hosts, patient_zero
 from wormhunt.intel.families import Family, Indicator, load_families
@@ -49,7 +49,7 @@ def analyze(case: Case, families: list[Family] | None = None, extra: list[Indica
     `families`: the knowledge base (default: the shipped families); `extra`: imported indicators."""
     identity = Identity(case)
     net_findings, spreaders, shown = network.findings(case, identity.role_by_ip())
-    host_findings = host.findings(case) + persistence.findings(case) + anomalies.findings(case)
+    host_findings = host.findings(case) + persistence.findings(case) + anomalies.findings(case) + events.findings(case)
     matches = match_case(case, load_families() if families is None else families, extra or [], identity.ip_to_host)
     hosts = build_hosts(identity, net_findings + host_findings + family_findings(matches))
     for s in spreaders + shown:

@@ -119,9 +119,7 @@ class _Columns:
         user = data.get("User")
         if not isinstance(user, str):
             name = data.get("SubjectUserName")
-            user = (
-                f"{data.get('SubjectDomainName') or ''}\\{name}".lstrip("\\") if isinstance(name, str) else None
-            )
+            user = f"{data.get('SubjectDomainName') or ''}\\{name}".lstrip("\\") if isinstance(name, str) else None
         self.user.append(user)
         keys, values = self.keys, self.values
         for k, v in data.items():
