@@ -155,6 +155,27 @@ FamiliesOpt = Annotated[
 IntelOpt = Annotated[
     list[Path] | None, typer.Option("--intel", help="STIX 2.1 bundle or MISP event JSON to match too; repeatable.")
 ]
+SigmaOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--sigma", help="Folder (or file) of Sigma rules to run over the event logs; repeatable."),
+]
+
+
+def _use_sigma(dirs: list[Path] | None, opts: Opts) -> None:
+    """Check the user's Sigma rules now (reporting the ones that cannot run) and hand the
+    folders to the event-log detections."""
+    from wormhunt.analyze import events
+    from wormhunt.sigma import load_rules
+
+    events.SIGMA_DIRS[:] = list(dirs or [])
+    if not dirs:
+        return
+    rules, problems = load_rules(list(dirs))
+    if not rules and not problems:
+        raise typer.BadParameter(f"no Sigma rules in {', '.join(map(str, dirs))}", param_hint="--sigma")
+    if problems and not opts.json:
+        for path, reason in problems[:20]:
+            _err().print(f"[yellow]sigma[/] {escape(path)}: {escape(reason)}")
 
 
 @dataclass
@@ -416,6 +437,7 @@ def triage(
     case: Annotated[Path | None, typer.Option("--case", help="Case folder (default: a temporary one).")] = None,
     families: FamiliesOpt = None,
     intel: IntelOpt = None,
+    sigma: SigmaOpt = None,
     lang: LangOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -429,6 +451,7 @@ def triage(
     if not paths and not live:
         raise typer.BadParameter("give bundles or --live", param_hint="BUNDLE")
     knowledge = _knowledge(families, intel, opts)
+    _use_sigma(sigma, opts)
     with tempfile.TemporaryDirectory(prefix="wormhunt-triage-") as tmp:
         if live:
             paths.append(run_collect(Path(tmp) / "live-bundle"))
@@ -460,12 +483,14 @@ def investigate(
     assets: Annotated[Path | None, typer.Option("--assets", help="Asset inventory CSV.")] = None,
     families: FamiliesOpt = None,
     intel: IntelOpt = None,
+    sigma: SigmaOpt = None,
     lang: LangOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Ingest evidence into a case, analyse it and summarise the outbreak."""
     opts = _opts(ctx, lang, as_json)
     paths = list(evidence) + ([assets] if assets else [])
+    _use_sigma(sigma, opts)
     doc, code = run_investigation(paths, case, opts, _knowledge(families, intel, opts))
     if opts.json:
         _emit_json(doc)
