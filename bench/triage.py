@@ -46,7 +46,8 @@ def measure(folder: Path) -> dict:
     return {
         "files": len(entries),
         "skipped": sum(e.skipped for e in entries),
-        "not_ingested": sum(e.status != "ingested" for e in entries),
+        "not_ingested": sum(e.status not in ("ingested", "empty") for e in entries),
+        "empty": sum(e.status == "empty" for e in entries),
         "hosts": len(inv.hosts),
         "infected": sum(h.status == "infected" for h in inv.hosts.values()),
         "ingest_s": ingested - started,
@@ -73,7 +74,7 @@ def main() -> None:
     total = r["ingest_s"] + r["analyze_s"]
     print(
         f"bundles   {args.hosts} hosts, {r['files']:,} files "
-        f"({r['not_ingested']} not ingested, {r['skipped']} lines skipped)"
+        f"({r['empty']} recognised but empty, {r['not_ingested']} not ingested, {r['skipped']} lines skipped)"
     )
     print(f"triage    {total:.1f} s: ingest {r['ingest_s']:.1f} s, analyze {r['analyze_s']:.1f} s")
     print(f"speed     {r['hosts'] / total:.1f} hosts/s, {r['files'] / total:.1f} files/s (target >= 50 hosts/s)")
