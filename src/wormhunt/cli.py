@@ -484,6 +484,9 @@ def investigate(
     families: FamiliesOpt = None,
     intel: IntelOpt = None,
     sigma: SigmaOpt = None,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Also write the report: FILE.html, FILE.md or FILE.json.")
+    ] = None,
     lang: LangOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -492,6 +495,11 @@ def investigate(
     paths = list(evidence) + ([assets] if assets else [])
     _use_sigma(sigma, opts)
     doc, code = run_investigation(paths, case, opts, _knowledge(families, intel, opts))
+    if report is not None:
+        from wormhunt.report.document import format_for, report_case
+
+        doc["report"] = str(report_case(case, report, format_for(report), opts.lang))
+        _err().print(t("report.written", opts.lang, path=escape(doc["report"])))
     if opts.json:
         _emit_json(doc)
     else:
@@ -742,6 +750,9 @@ def demo(
         and bool(doc["patient_zero"])
         and doc["patient_zero"]["host"] == truth["patient_zero"]["host"],
     }
+    from wormhunt.report.document import report_case
+
+    doc["report"] = str(report_case(out / "case", out / f"report-{opts.lang}.html", "html", opts.lang))
     doc["seconds"] = round(time.monotonic() - started, 1)
     if opts.json:
         _emit_json(doc)
@@ -757,6 +768,7 @@ def demo(
                 found_p0=(doc["patient_zero"] or {}).get("host"),
             )
         )
+        err.print(t("report.written", opts.lang, path=escape(doc["report"])))
     raise typer.Exit(code)
 
 
@@ -871,6 +883,30 @@ def remediate(
         key = "remediate.failed" if not report.ok else "remediate.done" if execute else "remediate.dry_done"
         err.print(t(key, opts.lang, quarantine=escape(report.quarantine or "-")))
     raise typer.Exit(0 if report.ok else 2)
+
+
+@app.command()
+def report(
+    ctx: typer.Context,
+    case: Annotated[Path, typer.Option("--case", help="An investigated case folder.")],
+    fmt: Annotated[str, typer.Option("--format", help="html (one self-contained file), md or json.")] = "html",
+    out: Annotated[Path | None, typer.Option("--out", help="File to write (default: CASE/report-LANG.EXT).")] = None,
+    lang: LangOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the incident report: summary, timeline, propagation graph, hosts, evidence, plans, audit."""
+    from wormhunt.report.document import FORMATS, SUFFIX, report_case
+
+    opts = _opts(ctx, lang, as_json)
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"use one of: {', '.join(FORMATS)}", param_hint="--format")
+    if not (case / "case.duckdb").exists():
+        raise typer.BadParameter(f"no case at {case}", param_hint="--case")
+    path = report_case(case, out or case / f"report-{opts.lang}{SUFFIX[fmt]}", fmt, opts.lang)
+    if opts.json:
+        _emit_json({"report": str(path), "format": fmt, "lang": opts.lang})
+    else:
+        _err().print(t("report.written", opts.lang, path=escape(str(path))))
 
 
 def main() -> None:
