@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from wormhunt.simulate import families, hostview, outbreak, traffic, writers
+from wormhunt.simulate import eventlog, families, hostview, outbreak, traffic, writers
 from wormhunt.simulate.company import OSES, build_company
 from wormhunt.simulate.families import FAMILIES
 
@@ -71,6 +71,22 @@ def simulate(
     for host in company.hosts:
         state = hostview.build(company, ob, host, collect, seed, family, leftovers)
         writers.write_bundle(state, collect, out / "hosts" / host.name, empty_outputs)
+        inf = ob.infections.get(host.name)
+        infector = company.by_ip.get(inf.by) if inf is not None and inf.by else None
+        peers = sorted({e["dst"] for e in ob.edges if e["src"] == host.ip}) or [
+            h.ip for h in company.hosts if h.ip != host.ip
+        ][:24]
+        (out / "hosts" / host.name / "winlogbeat_events.json").write_text(
+            eventlog.event_log(
+                state,
+                inf.ts if inf is not None else None,
+                (infector.name, infector.ip) if infector is not None else None,
+                peers if len(peers) >= 12 else [h.ip for h in company.hosts if h.ip != host.ip][:24],
+                collect,
+                seed,
+            ),
+            encoding="utf-8",
+        )
         host_families[host.name] = state.families
         if state.infected:
             artifacts[host.name] = {

@@ -1,0 +1,294 @@
+"""Event logs end to end: real EVTX samples (skipped when ../shared/data is absent), a damaged
+file, the JSON-lines and XML readers, the built-in detections, Sigma rules and the simulator."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from wormhunt.analyze import events as ev
+from wormhunt.ingest import ingest
+from wormhunt.sigma import load_rules, run_rules
+from wormhunt.simulate import simulate
+from wormhunt.sources import evtx
+from wormhunt.sources.base import MemorySink
+from wormhunt.sources.text import Encoding
+from wormhunt.store import Case
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "evtx"
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "reference" / "format-samples" / "windows_events"
+real = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data/evtx is absent")
+
+
+def _parse(path: Path) -> MemorySink:
+    sink = MemorySink()
+    evtx.parse_file(path, Encoding("binary"), sink)
+    return sink
+
+
+@pytest.fixture(scope="module")
+def real_case(tmp_path_factory: pytest.TempPathFactory) -> Case:
+    if not DATA.is_dir():
+        pytest.skip("../shared/data/evtx is absent")
+    case = Case(tmp_path_factory.mktemp("evtx") / "case")
+    ingest(case, sorted(DATA.glob("*.evtx")))
+    return case
+
+
+@real
+@pytest.mark.parametrize(
+    ("name", "records", "service", "image", "ts", "host"),
+    [
+        (
+            "7045-psexec-service-install.evtx",
+            4,
+            "PSEXESVC",
+            r"%SystemRoot%\PSEXESVC.exe",
+            "2021-04-21 09:27:56",
+            "JUMP01",
+        ),
+        (
+            "7045-4697-smbexec-service.evtx",
+            2,
+            "BTOBTO",
+            "%COMSPEC% /Q /c echo cd  ^> \\\\127.0.0.1\\C$",
+            "2021-12-13 12:55:45",
+            "ROOTDC1",
+        ),
+        ("7045-random-service.evtx", 2, "bad-task", "virusé.exe", "2020-07-11 21:50:07", "FS02"),
+        ("7045-remote-service.evtx", 3, "spoolfool", "cmd.exe", "2019-03-03 09:20:28", "WIN-77LTAPHIQ1R"),
+    ],
+)
+def test_real_7045(name: str, records: int, service: str, image: str, ts: str, host: str) -> None:
+    sink = _parse(DATA / name)
+    assert sink.records == records and sink.skipped == 0
+    row = next(r for r in sink.of("events") if r["event_id"] == 7045)
+    data = dict(row["data"])
+    assert data["ServiceName"] == service and data["ImagePath"].startswith(image)
+    assert row["ts"].strftime("%Y-%m-%d %H:%M:%S") == ts and row["host"] == host and row["channel"] == "System"
+
+
+@real
+def test_real_remote_services_all_three() -> None:
+    rows = _parse(DATA / "7045-remote-service.evtx").of("events")
+    assert [dict(r["data"])["ServiceName"] for r in rows] == ["spoolfool", "spoolsv", "remotesvc"]
+    assert dict(rows[2]["data"])["ImagePath"] == "calc.exe"
+
+
+@real
+def test_real_wmi_names() -> None:
+    rows = _parse(DATA / "sysmon-19-21-commandline-consumer.evtx").of("events")
+    names = {ev.unquote(dict(r["data"]).get("Name")) for r in rows if r["event_id"] in (19, 20)}
+    assert {"BotFilter82", "BotConsumer23"} <= names
+    q = next(dict(r["data"])["Query"] for r in rows if r["event_id"] == 19)
+    assert "Win32_PerfFormattedData_PerfOS_System" in q
+    rows = _parse(DATA / "sysmon-19-20-wmi-powerlurk.evtx").of("events")
+    assert {ev.unquote(dict(r["data"])["Name"]) for r in rows} == {"Evil"}
+    assert rows[0]["host"] == "FS01" and rows[0]["ts"].date().isoformat() == "2021-06-09"
+
+
+@real
+def test_real_findings(real_case: Case) -> None:
+    found = {(f.rule, f.host, f.params.get("name") or f.params.get("filter")) for f in ev.findings(real_case)}
+    assert ("events.service_install_remote_tool", "JUMP01", "PSEXESVC") in found
+    assert ("events.service_install_comspec", "ROOTDC1", "BTOBTO") in found
+    assert ("events.service_install_no_path", "FS02", "bad-task") in found
+    assert ("events.service_install_no_path", "WIN-77LTAPHIQ1R", "remotesvc") in found
+    assert ("events.wmi_filter", "IEWIN7", "BotFilter82") in found
+    assert ("events.wmi_consumer", "IEWIN7", "BotConsumer23") in found
+    assert ("events.wmi_binding", "IEWIN7", "BotFilter82") in found
+    assert ("events.wmi_filter", "FS01", "Evil") in found and ("events.wmi_consumer", "FS01", "Evil") in found
+    psexec = next(f for f in ev.findings(real_case) if f.host == "JUMP01")
+    assert psexec.first_seen == datetime(2021, 4, 21, 9, 27, 56, 82509)
+
+
+SIGMA_RULES = """
+title: Service Image In Upper Case Path
+id: 11111111-1111-4111-8111-000000000001
+logsource: {product: windows, service: system}
+detection:
+  sel:
+    EventID: 7045
+    ImagePath|contains: '%systemroot%\\psexesvc.EXE'
+  condition: sel
+level: high
+---
+title: Any 7045
+id: 11111111-1111-4111-8111-000000000002
+logsource: {product: windows, service: system}
+detection:
+  sel: {EventID: 7045}
+  condition: sel
+level: low
+---
+title: Cmd Spawned Via Sysmon
+id: 11111111-1111-4111-8111-000000000003
+logsource: {product: windows, category: process_creation}
+detection:
+  sel:
+    Image|endswith: '\\CMD.exe'
+  condition: sel
+level: medium
+---
+title: WMI Consumer Bot
+id: 11111111-1111-4111-8111-000000000004
+logsource: {product: windows, category: wmi_event}
+detection:
+  sel:
+    Name|re: 'Bot(Filter|Consumer)\\d+'
+  filter:
+    Operation: Deleted
+  condition: sel and not filter
+level: high
+---
+title: Service Name Regex Case Insensitive
+id: 11111111-1111-4111-8111-000000000005
+logsource: {product: windows, service: security}
+detection:
+  sel:
+    EventID: 4697
+    ServiceName|re|i: '^btobto$'
+  condition: sel
+level: critical
+"""
+
+
+@real
+def test_sigma_over_real_samples(real_case: Case, tmp_path: Path) -> None:
+    (tmp_path / "rules.yml").write_text(SIGMA_RULES, encoding="utf-8")
+    rules, problems = load_rules([tmp_path])
+    assert len(rules) == 5 and not problems
+    counts: dict[str, int] = {}
+    for f in run_rules(real_case, rules):
+        counts[f.params["rule_id"][-1]] = counts.get(f.params["rule_id"][-1], 0) + f.params["count"]
+    assert counts["1"] == 1  # path written in another letter case than the event: ILIKE, not LIKE
+    assert counts["2"] == 6  # 1 + 1 + 1 + 3
+    assert counts["3"] == 2  # Sysmon 1 with an image ending in cmd.exe (written CMD.exe in the rule)
+    assert counts["4"] == 2  # BotFilter82 and BotConsumer23 created (19 + 20), the deletions filtered out
+    assert counts["5"] == 1
+    f = next(f for f in run_rules(real_case, rules[:1]))
+    assert f.rule == "sigma:11111111-1111-4111-8111-000000000001" and f.severity == "high" and f.host == "JUMP01"
+
+
+def test_damaged_evtx(tmp_path: Path) -> None:
+    src = DATA / "sysmon-19-21-commandline-consumer.evtx"
+    if not src.exists():
+        pytest.skip("../shared/data/evtx is absent")
+    cut = tmp_path / "cut.evtx"
+    cut.write_bytes(src.read_bytes()[:30000])
+    sink = _parse(cut)
+    assert sink.records == 16 and sink.skip_counts["record lost in a damaged or truncated chunk"] == 1
+    assert sink.meta["warnings"][0]["code"] == "evtx_truncated"
+    garbage = tmp_path / "garbage.evtx"
+    garbage.write_bytes(b"ElfFile\x00" + b"\xff" * 5000)
+    sink = _parse(garbage)
+    assert sink.records == 0  # never raises
+
+
+def test_xml_and_json_samples() -> None:
+    if not SAMPLES.is_dir():
+        pytest.skip("format samples absent")
+    sink = MemorySink()
+    evtx.parse_xml_text((SAMPLES / "system_7045_xml_psexec.xml").read_text(encoding="utf-8"), sink)
+    row = sink.of("events")[0]
+    assert row["event_id"] == 7045 and dict(row["data"])["ServiceName"] == "PSEXESVC"
+    sink = MemorySink()
+    evtx.parse_xml_text((SAMPLES / "wmi-activity_5861_userdata-xml_evtxecmd-map.xml").read_text(encoding="utf-8"), sink)
+    assert dict(sink.of("events")[0]["data"])["ESS"] == "SCM Event Log Filter"
+
+
+def test_json_lines_and_detections(tmp_path: Path) -> None:
+    def line(eid: int, channel: str, data: dict[str, str], ts: str) -> str:
+        return json.dumps(
+            {
+                "@timestamp": ts,
+                "winlog": {
+                    "channel": channel,
+                    "event_id": eid,
+                    "computer_name": "pc1.corp",
+                    "record_id": 1,
+                    "provider_name": "x",
+                    "event_data": data,
+                },
+            }
+        )
+
+    text = "\n".join(
+        [
+            line(4624, "Security", {"LogonType": "3", "IpAddress": "10.0.0.9"}, "2024-01-01T10:00:00Z"),
+            line(
+                5145,
+                "Security",
+                {"IpAddress": "10.0.0.9", "ShareName": "\\\\*\\IPC$", "RelativeTargetName": "svcctl"},
+                "2024-01-01T10:00:02Z",
+            ),
+            line(
+                7045,
+                "System",
+                {"ServiceName": "snmpstorsrv", "ImagePath": "C:\\Windows\\AppDiagnostics\\x.exe"},
+                "2024-01-01T10:00:03Z",
+            ),
+            line(
+                5861,
+                ev.WMI_ACTIVITY,
+                {"ESS": "SCM Event Log Filter", "CONSUMER": 'NTEventLogEventConsumer="SCM Event Log Consumer"'},
+                "2024-01-01T10:00:04Z",
+            ),
+            line(
+                1116,
+                ev.DEFENDER,
+                {"Threat Name": "Trojan:Win32/CoinMiner", "Severity Name": "Severe"},
+                "2024-01-01T10:00:05Z",
+            ),
+            "{not json",
+        ]
+    )
+    assert evtx.sniff_json(text) > 0.9
+    folder = tmp_path / "PC1"
+    folder.mkdir()
+    (folder / "events.json").write_text(text, encoding="utf-8")
+    with Case(tmp_path / "case") as case:
+        [entry] = ingest(case, [folder])
+        assert entry.format == "winlog-json" and entry.records == 5 and entry.skipped == 1
+        rules = {f.rule: f for f in ev.findings(case)}
+    assert rules["events.service_install_family"].params["family"] == "WannaMine 3.0"
+    assert rules["events.service_install_family"].first_seen == datetime(2024, 1, 1, 10, 0, 3)
+    assert "events.service_install_folder" in rules and "events.remote_service_exec" in rules
+    assert "events.wmi_binding" not in rules  # the built-in SCM pair
+    assert rules["events.defender"].severity == "high"
+    assert "sigma:0f3b6a52-8f1e-4c57-9d0e-5a1c2e7b9d01" in rules  # the shipped family rule
+
+
+def test_random_names() -> None:
+    assert ev.random_looking("xkqzpwtv") and ev.random_looking("a8f3k2lq")
+    assert not ev.random_looking("Spooler") and not ev.random_looking("WindowsUpdate")
+
+
+def test_bad_sigma_reported(tmp_path: Path) -> None:
+    (tmp_path / "bad.yml").write_text(
+        textwrap.dedent("""
+        title: cidr
+        logsource: {product: linux}
+        detection: {sel: {x: 1}, condition: sel}
+        """),
+        encoding="utf-8",
+    )
+    rules, problems = load_rules([tmp_path])
+    assert not rules and problems
+
+
+def test_simulated_service_installs(tmp_path: Path) -> None:
+    truth = simulate(tmp_path / "sim", hosts=30, seed=5, lines=3000)
+    with Case(tmp_path / "case") as case:
+        ingest(case, [tmp_path / "sim" / "hosts"])
+        found = [f for f in ev.findings(case) if f.rule == "events.service_install_family"]
+    infected = {h["host"]: h for h in truth["hosts"] if h["infected"]}
+    assert infected and {f.host for f in found} == set(infected)
+    for f in found:
+        want = datetime.fromisoformat(infected[f.host]["infected_at"])
+        assert abs(f.first_seen - want) < timedelta(seconds=1)
+        assert f.params["name"] in infected[f.host]["artifacts"]["services"]
