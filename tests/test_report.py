@@ -114,7 +114,11 @@ def _hostile_bundle(folder: Path) -> Path:
                 "commands": [
                     {"command": "wmic process get ... /format:csv", "exit_code": 0, "output": "wmic_process.csv"},
                     {"command": "sc qc", "exit_code": 0, "output": "sc_qc.txt"},
-                    {"command": "dir /s C:\\Windows\\AppDiagnostics", "exit_code": 0, "output": "dir_appdiagnostics.txt"},
+                    {
+                        "command": "dir /s C:\\Windows\\AppDiagnostics",
+                        "exit_code": 0,
+                        "output": "dir_appdiagnostics.txt",
+                    },
                 ],
             }
         ),
@@ -232,7 +236,10 @@ def test_formats_carry_the_same_facts(small: dict[str, Any], lang: str) -> None:
     assert f"{t('report.exec.infected', lang, total=doc['summary']['hosts'])}: **{n}**" in md
     family = doc["executive"]["families"][0]["name"]
     assert family in html and family in md
-    assert t("report.graph_hint", lang, nodes=len(doc["propagation"]["nodes"]), edges=len(doc["propagation"]["edges"])) in md
+    assert (
+        t("report.graph_hint", lang, nodes=len(doc["propagation"]["nodes"]), edges=len(doc["propagation"]["edges"]))
+        in md
+    )
 
 
 def test_html_is_self_contained(small: dict[str, Any]) -> None:
@@ -278,8 +285,9 @@ def test_cli_report_formats(small: dict[str, Any], tmp_path: Path) -> None:
     case_dir = small["root"] / "case"
     for fmt in ("html", "md", "json"):
         out = tmp_path / f"r.{fmt}"
-        res = CliRunner().invoke(app, ["report", "--case", str(case_dir), "--format", fmt, "--out", str(out),
-                                       "--lang", "zh-CN", "--json"])  # fmt: skip
+        res = CliRunner().invoke(
+            app, ["report", "--case", str(case_dir), "--format", fmt, "--out", str(out), "--lang", "zh-CN", "--json"]
+        )
         assert res.exit_code == 0, res.output
         assert json.loads(res.stdout)["report"] == str(out)
         assert out.stat().st_size > 1000
@@ -380,6 +388,7 @@ def test_hostile_evidence_renders_as_text(browser: Any, tmp_path: Path) -> None:
         for p in PAYLOADS:
             assert p in text, p
         assert "evil<script>window.__xss=4</script>" in text
+        assert page.evaluate("() => document.body.textContent.includes('x\\u2028y')")  # the line separator too
         assert seen["requests"] == [out.as_uri()]
         # The chart data round-trips the strings exactly (U+2028 included).
         graph_json = page.evaluate("() => document.getElementById('wh-data').textContent")
