@@ -376,6 +376,41 @@ def identify(
     raise typer.Exit(2 if not result.summary.scanned else 1 if result.summary.detected_files else 0)
 
 
+def _remote_sweep(
+    ssh: str | None, winrm: str | None, user: str | None, out: Path, kw: dict[str, Any], auth: str, opts: Opts
+) -> tuple[list[Path], list[dict[str, Any]]]:
+    """Collect remote hosts into `out` (progress on stderr); the bundle folders and the unreachable hosts."""
+    from wormhunt.collect import remote
+
+    try:
+        targets = (remote.parse_targets(ssh, "ssh") if ssh else []) + (
+            remote.parse_targets(winrm, "winrm") if winrm else []
+        )
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--ssh/--winrm") from None
+    creds = remote.credentials(user)
+    err = _err()
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=opts.json or not err.is_terminal,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(t("sweep.remote.progress", opts.lang), total=len(targets))
+        results = remote.sweep(
+            targets, creds, out, winrm_auth=auth, on_done=lambda _r: progress.update(task, advance=1), **kw
+        )
+    got = [r.bundle for r in results if r.bundle]
+    lost = [r.unreachable() for r in results if r.status == "unreachable"]
+    if not opts.json:
+        counts = {k: sum(r.status == k for r in results) for k in ("collected", "skipped", "unreachable")}
+        err.print(t("sweep.remote.done", opts.lang, **counts))
+    return [p for p in got if p is not None], lost
+
+
 @app.command()
 def sweep(
     ctx: typer.Context,
@@ -386,6 +421,23 @@ def sweep(
         list[Path] | None, typer.Option("--network", help="Firewall/IDS logs or pcaps to read with the bundles.")
     ] = None,
     csv_out: Annotated[Path | None, typer.Option("--csv", help="Write the verdict table as CSV.")] = None,
+    ssh: Annotated[
+        str | None, typer.Option("--ssh", help="Collect over SSH first: a file of host[:port] lines or a comma list.")
+    ] = None,
+    winrm: Annotated[
+        str | None, typer.Option("--winrm", help="Collect over WinRM first (needs wormhunt[winrm] and Windows).")
+    ] = None,
+    user: Annotated[str | None, typer.Option("--user", help="Remote user (default: $WORMHUNT_SSH_USER).")] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Hosts collected at once.")] = 16,
+    timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds per host, retries included.")] = 120,
+    retries: Annotated[int, typer.Option("--retries", min=0, help="Retries of a failed connection.")] = 2,
+    out: Annotated[Path | None, typer.Option("--out", help="Where remote bundles go (default: CASE/remote).")] = None,
+    accept_new: Annotated[
+        bool, typer.Option("--ssh-accept-new", help="Trust unknown SSH host keys on first use (see docs/sweep.md).")
+    ] = False,
+    winrm_auth: Annotated[
+        str, typer.Option("--winrm-auth", help="WinRM auth: negotiate, ntlm or kerberos.")
+    ] = "negotiate",
     families: FamiliesOpt = None,
     intel: IntelOpt = None,
     lang: LangOpt = None,
@@ -399,12 +451,17 @@ def sweep(
 
     opts = _opts(ctx, lang, as_json)
     paths = list(bundles or []) + list(network or []) + ([assets] if assets else [])
-    if not paths:
+    if not paths and not ssh and not winrm:
         raise typer.BadParameter("give bundle folders", param_hint="BUNDLES")
     knowledge = _knowledge(families, intel, opts)
     unreachable: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="wormhunt-sweep-") as tmp:
-        doc, code = run_investigation(paths, case or Path(tmp) / "case", opts, knowledge)
+        case_dir = case or Path(tmp) / "case"
+        if ssh or winrm:
+            remote = dict(concurrency=concurrency, timeout=timeout, retries=retries, accept_new=accept_new)
+            got, unreachable = _remote_sweep(ssh, winrm, user, out or case_dir / "remote", remote, winrm_auth, opts)
+            paths = got + paths
+        doc, code = run_investigation(paths, case_dir, opts, knowledge) if paths else ({"hosts": [], "evidence": []}, 1)
     table = rows(doc, unreachable)
     spread = doc.get("spread") or {}
     if csv_out:
