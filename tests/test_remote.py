@@ -121,6 +121,18 @@ def test_winrm_refused_on_loopback_is_fast_and_scrubbed(tmp_path: Path) -> None:
     assert not any(creds.password.encode() in p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
 
 
+def test_winrm_silent_listener_times_out_within_budget(tmp_path: Path) -> None:
+    pytest.importorskip("pypsrp", reason="the winrm extra is not installed")
+    with socket.socket() as srv:  # accepts connections (kernel backlog) and never answers
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(8)
+        target = remote.Target("127.0.0.1", srv.getsockname()[1], "winrm")
+        t0 = time.monotonic()
+        res = remote.sweep([target], remote.Credentials("u", password="p"), tmp_path, timeout=2, retries=3)
+        took = time.monotonic() - t0
+    assert res[0].reason == "timeout" and took < 2 + SLACK, (res[0], took)
+
+
 def test_winrm_arguments() -> None:
     pytest.importorskip("pypsrp", reason="the winrm extra is not installed")
     t = remote.Target("127.0.0.1", 5986, "winrm")

@@ -510,6 +510,30 @@ def _winrm_error(exc: BaseException, creds: Credentials) -> _Unreachable:
 # --------------------------------------------------------------------------- the sweep
 
 
+async def _in_daemon_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run blocking `fn` in a daemon thread: a host that outlives its budget is abandoned, not waited
+    for (asyncio.to_thread's executor would hold the end of the run until the call returns)."""
+    import threading
+
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future = loop.create_future()
+
+    def settle(ok: bool, value: Any) -> None:
+        if not fut.done():
+            (fut.set_result if ok else fut.set_exception)(value)
+
+    def work() -> None:
+        try:
+            value, ok = fn(*args), True
+        except BaseException as exc:
+            value, ok = exc, False
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, ok, value)
+
+    threading.Thread(target=work, daemon=True, name="wormhunt-winrm").start()
+    return await fut
+
+
 async def _one(
     target: Target,
     creds: Credentials,
@@ -537,7 +561,7 @@ async def _one(
             if target.protocol == "ssh":
                 coro = _ssh_collect(target, creds, out, known, accept_new, left)
             else:
-                coro = asyncio.to_thread(_winrm_collect_sync, target, creds, out, winrm_auth, left)
+                coro = _in_daemon_thread(_winrm_collect_sync, target, creds, out, winrm_auth, left)
             res = await asyncio.wait_for(coro, left)
             res.attempts, res.seconds = attempts, time.monotonic() - start
             return res
