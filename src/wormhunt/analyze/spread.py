@@ -32,7 +32,7 @@ from wormhunt.store import Case
 CONTACT_WINDOW = timedelta(hours=2)
 # Times from different sources disagree by a little (a firewall and a host clock).
 SLACK = timedelta(minutes=2)
-EVENT_RULE_PREFIX = "event."  # host event-log findings: times the worm cannot rewrite
+EVENT_RULE_PREFIX = "events."  # host event-log findings: times the worm cannot rewrite
 
 
 @dataclass
@@ -179,6 +179,7 @@ def analyze_spread(
     best: dict[str, tuple] = {}
     outside: dict[str, tuple] = {}
     flow_sources: dict[str, set[str]] = defaultdict(set)
+    seen: dict[tuple[str, str], set[str]] = defaultdict(set)
     for src_ip, dst, ts, what in _contacts(case, ip_of, infections):
         src = host_of.get(src_ip)
         if src == dst:
@@ -190,6 +191,7 @@ def analyze_spread(
         t_src = infections[src].time
         if t_src is None or t_src > ts + SLACK:
             continue  # the source was not infected yet when it made contact
+        seen[(src, dst)].add(what)
         if what == "smb_flow":
             flow_sources[dst].add(src)
         # A worm infects a host the first time an infected host reaches it: the earliest contact wins.
@@ -200,7 +202,7 @@ def analyze_spread(
     # traffic inside a subnet, so the real infector may be missing from them. A flow-only edge
     # is kept only when a single infected host reached the victim in its window.
     edges = [
-        Edge(src, dst, ts, [what])
+        Edge(src, dst, ts, [what, *sorted(seen[src, dst] - {what})])  # the deciding evidence first
         for dst, (_, src, ts, what) in sorted(best.items())
         if what != "smb_flow" or len(flow_sources[dst]) == 1
     ]

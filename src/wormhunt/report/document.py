@@ -188,12 +188,10 @@ def describe_target(target: dict[str, Any]) -> str:
 
 
 def propagation(case: Case, inv: Investigation, doc: dict[str, Any]) -> dict[str, Any]:
-    """Who reached whom. Edges: an exploit or implant alert from one host to another (`exploit`),
-    and, for an infected host no alert explains, the earliest successful SMB session to it from
-    a ranked spreader before its own first malicious activity (`smb`). Nodes: every infected or
-    suspicious host, every ranked spreader, and every edge end."""
-    from wormhunt.analyze import network
-
+    """Who infected whom, from the spread analysis (`analyze/spread.py`): an edge is the earliest
+    contact by an already-infected host, shown by the victim's own events, an exploit alert or
+    SMB flows (`event`, `exploit`, `smb`). Nodes: every infected or suspicious host, every
+    ranked spreader, and every edge end."""
     host_by_ip: dict[str, str] = {}
     for h in doc["hosts"]:
         for ip in h.get("ips") or ([h["ip"]] if h.get("ip") else []):
@@ -203,56 +201,18 @@ def propagation(case: Case, inv: Investigation, doc: dict[str, Any]) -> dict[str
     def node_id(ip: str) -> str:
         return host_by_ip.get(ip, ip)
 
+    kind_of = {"alert": "exploit", "smb_flow": "smb"}
     edges: dict[tuple[str, str], dict[str, Any]] = {}
-
-    def add(src: str, dst: str, kind: str, ts: datetime | None, evidence: dict[str, Any] | None) -> None:
-        a, b = node_id(src), node_id(dst)
-        if a == b:
-            return
-        e = edges.setdefault((a, b), {"source": a, "target": b, "kinds": [], "first_seen": None, "evidence": []})
-        if kind not in e["kinds"]:
-            e["kinds"].append(kind)
-        stamp = iso(ts) if ts else None
-        if stamp and (e["first_seen"] is None or stamp < e["first_seen"]):
-            e["first_seen"] = stamp
-        if evidence and len(e["evidence"]) < 3:
-            e["evidence"].append(evidence)
-
-    results = network.detect(case)
-    for p in results["alert_pairs"]:
-        if p["kind"] in ("exploit", "implant") and p["dst_ip"]:
-            when = network.when(p["first_seen_s"])
-            add(p["src_ip"], p["dst_ip"], "exploit", when, {"evidence_id": p["evidence_id"], "line": p["line"],
-                                                             "signature": p["sig"]})  # fmt: skip
-    explained = {b for (_, b) in edges}
+    for e in (doc.get("spread") or {}).get("edges", []):
+        kinds = [kind_of.get(x, "event" if x.startswith("event") else x) for x in e["evidence"]]
+        edges[(e["src"], e["dst"])] = {
+            "source": e["src"],
+            "target": e["dst"],
+            "kinds": kinds,
+            "first_seen": e["ts"].replace(" ", "T") if e["ts"] else None,
+            "evidence": [{"what": x} for x in e["evidence"]],
+        }
     spreader_ips = [s["src"] for s in doc["spreaders"]]
-    targets = {}
-    for h in doc["hosts"]:
-        if h["status"] == "infected" and h["host"] not in explained:
-            for ip in h.get("ips") or []:
-                targets[ip] = h["first_seen"]
-    if spreader_ips and targets:
-        failed = [a.lower() for a in _failed_actions()]
-        rows = case.query(
-            """SELECT src_ip, dst_ip, ts, evidence_id, line FROM (
-                 SELECT src_ip, dst_ip, ts, evidence_id, line,
-                        row_number() OVER (PARTITION BY src_ip, dst_ip ORDER BY ts, evidence_id, line) AS rn
-                 FROM flows
-                 WHERE dst_port IN (445, 139) AND src_ip IN (SELECT unnest(?::VARCHAR[]))
-                   AND dst_ip IN (SELECT unnest(?::VARCHAR[]))
-                   AND lower(coalesce(action, '')) NOT IN (SELECT unnest(?::VARCHAR[]))
-                   AND coalesce(bytes_in, 1) <> 0 AND ts IS NOT NULL)
-               WHERE rn = 1 ORDER BY ts""",
-            [spreader_ips, list(targets), failed],
-        )
-        best: dict[str, dict[str, Any]] = {}
-        for r in rows:
-            first = targets.get(r["dst_ip"])
-            if first and iso(r["ts"]) > first:
-                continue  # reached after it was already active: not how it got infected
-            best.setdefault(node_id(r["dst_ip"]), r)
-        for r in best.values():
-            add(r["src_ip"], r["dst_ip"], "smb", r["ts"], {"evidence_id": r["evidence_id"], "line": r["line"]})
     names = set()
     for h in doc["hosts"]:
         if h["status"] != "clean":
@@ -276,16 +236,6 @@ def propagation(case: Case, inv: Investigation, doc: dict[str, Any]) -> dict[str
             }
         )
     return {"nodes": nodes, "edges": sorted(edges.values(), key=lambda e: (e["first_seen"] or "", e["source"]))}
-
-
-def _failed_actions() -> list[str]:
-    from wormhunt.knowledge import load
-
-    return list(load("network")["failed_actions"])
-
-
-# ---------------------------------------------------------------------------------------------
-# Timeline, executive summary, recommendations
 
 
 def _timeline(doc: dict[str, Any]) -> dict[str, Any]:
