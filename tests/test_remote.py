@@ -86,6 +86,26 @@ def test_complete_bundle_and_resume_skip(tmp_path: Path) -> None:
     assert res[0].status == "skipped" and res[0].bundle == folder
 
 
+def test_concurrency_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    live, peak = 0, 0
+
+    async def fake_one(target: remote.Target, *_a: object, **_k: object) -> remote.Result:
+        nonlocal live, peak
+        live += 1
+        peak = max(peak, live)
+        await asyncio.sleep(0.02)
+        live -= 1
+        return remote.Result(target, "unreachable", reason="timeout")
+
+    monkeypatch.setattr(remote, "_one", fake_one)
+    targets = [remote.Target(f"h{i}", 22, "ssh") for i in range(40)]
+    done: list[remote.Result] = []
+    res = remote.sweep(targets, remote.Credentials("u"), tmp_path, concurrency=5, on_done=done.append)
+    assert peak == 5 and len(done) == 40 and [r.target for r in res] == targets
+
+
 def test_ss_to_netstat_layout() -> None:
     text = textwrap.dedent(
         """\
@@ -415,11 +435,14 @@ def test_ssh_sweep_over_namespaces(lab: Lab, tmp_path: Path) -> None:
     assert lab.addr["win"] in known and lab.addr["linux"] in known  # trusted on first use, recorded
 
     # 2. the CLI: resume skips the two collected hosts, retries the rest, sweeps and reports them all
+    stamps = {p: p.stat().st_mtime_ns for b in (by["win"].bundle, lin) for p in b.iterdir()}
     t0 = time.monotonic()
     proc = subprocess.run([*cli, "--json"], capture_output=True, text=True, env=env, timeout=300)
     cli_s = time.monotonic() - t0
     print(f"cli sweep (resume + investigation): {cli_s:.2f} s")
     assert proc.returncode in (0, 1), proc.stderr[-3000:]
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # resumed: not collected again
+    assert cli_s < TIMEOUT + SLACK + 60  # the collection bound plus the investigation of two bundles
     doc = json.loads(proc.stdout)
     rows = {r["host"].upper(): r for r in doc["hosts"]}  # the case keeps host names in upper case
     assert rows[lab.infected.upper()]["verdict"] == "infected"  # type: ignore[attr-defined]
