@@ -380,6 +380,8 @@ def _remote_sweep(
     ssh: str | None, winrm: str | None, user: str | None, out: Path, kw: dict[str, Any], auth: str, opts: Opts
 ) -> tuple[list[Path], list[dict[str, Any]]]:
     """Collect remote hosts into `out` (progress on stderr); the bundle folders and the unreachable hosts."""
+    import importlib.util
+
     from wormhunt.collect import remote
 
     try:
@@ -388,6 +390,10 @@ def _remote_sweep(
         )
     except (OSError, ValueError) as exc:
         raise typer.BadParameter(str(exc), param_hint="--ssh/--winrm") from None
+    if winrm and auth not in ("negotiate", "ntlm", "kerberos"):
+        raise typer.BadParameter("use negotiate, ntlm or kerberos", param_hint="--winrm-auth")
+    if winrm and importlib.util.find_spec("pypsrp") is None:
+        raise typer.BadParameter("WinRM needs the optional extra: pip install 'wormhunt[winrm]'", param_hint="--winrm")
     creds = remote.credentials(user)
     err = _err()
     with Progress(
