@@ -972,6 +972,70 @@ def report(
         _err().print(t("report.written", opts.lang, path=escape(str(path))))
 
 
+@app.command()
+def watch(
+    ctx: typer.Context,
+    case: Annotated[Path, typer.Option("--case", help="Case folder: staged rows, alert state and counters live here.")],
+    listen: Annotated[
+        list[str] | None, typer.Option("--listen", help="Syslog listener: udp://HOST:PORT or tcp://HOST:PORT.")
+    ] = None,
+    tail: Annotated[list[Path] | None, typer.Option("--tail", help="Log file to follow (rotation-aware).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="Message format: auto (by content) or a format name.")] = "auto",
+    alert: Annotated[
+        list[str] | None, typer.Option("--alert", help="Alert output: jsonl:FILE, webhook:URL or syslog:HOST:PORT.")
+    ] = None,
+    ui: Annotated[str | None, typer.Option("--ui", help="Serve a live status page on HOST:PORT.")] = None,
+    allow: Annotated[
+        Path | None, typer.Option("--allow", help="Addresses whose SMB fan-out is expected, one per line.")
+    ] = None,
+    quiet: Annotated[
+        float, typer.Option("--quiet", help="Seconds after an alert during which a source's new alerts are grouped.")
+    ] = 60.0,
+    lang: LangOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Watch firewall/IDS syslog and log files live; alert on spreading hosts within seconds (Ctrl-C stops)."""
+    from wormhunt.report.detection import read_allow_list
+    from wormhunt.sources import FORMATS
+    from wormhunt.watch.service import WatchConfig, run
+
+    opts = _opts(ctx, lang, as_json)
+    if not listen and not tail:
+        raise typer.BadParameter(t("watch.no_input", opts.lang), param_hint="--listen")
+    if fmt != "auto" and (fmt not in FORMATS or FORMATS[fmt].host_evidence or FORMATS[fmt].parse_text is None):
+        names = sorted(n for n, f in FORMATS.items() if not f.host_evidence and f.parse_text is not None)
+        raise typer.BadParameter(f"use auto or one of: {', '.join(names)}", param_hint="--format")
+    cfg = WatchConfig(
+        case=case,
+        listen=list(listen or []),
+        tail=list(tail or []),
+        format=fmt,
+        alert=list(alert or []),
+        ui=ui,
+        allow=read_allow_list(allow),
+        quiet_s=quiet,
+        lang=opts.lang,
+    )
+    err = _err()
+    try:
+        summary = run(cfg, log=lambda msg: err.print(escape(msg), soft_wrap=True))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if opts.json:
+        _emit_json(summary)
+    else:
+        err.print(
+            t(
+                "watch.stopped",
+                opts.lang,
+                stored=summary["stored_messages"],
+                spreaders=len(summary["spreaders"]),
+                dropped=summary["dropped"],
+                errors=summary["parse_errors"],
+            )
+        )
+
+
 def main() -> None:
     """Console entry point: clean messages instead of tracebacks (WORMHUNT_DEBUG=1 shows them)."""
     try:
