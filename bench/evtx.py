@@ -1,0 +1,75 @@
+"""EVTX ingest + event-log detection speed beside the raw `evtx` parser over the same files.
+
+The real samples (../shared/data/evtx) are repeated (byte-identical copies but one changed
+padding byte each, so the case does not skip them as duplicates) until --events events.
+Prints events/s of the raw parser (records_json, nothing else), of wormhunt ingest, of
+ingest + detections, and the peak RSS. Usage: python bench/evtx.py [--events 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from wormhunt.analyze import events as ev
+from wormhunt.ingest import ingest
+from wormhunt.store import Case
+
+# This script is named evtx.py too: import the parser package, not this file.
+_here = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
+sys.modules.pop("evtx", None)
+evtx = importlib.import_module("evtx")
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "evtx"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=1_000_000)
+    args = ap.parse_args()
+    samples = sorted(DATA.glob("*.evtx"))
+    per_round = sum(sum(1 for _ in evtx.PyEvtxParser(str(p)).records_json()) for p in samples)
+    rounds = max(1, -(-args.events // per_round))
+    tmp = Path(tempfile.mkdtemp(prefix="wh-bench-evtx-"))
+    try:
+        files = []
+        for i in range(rounds):
+            for p in samples:
+                data = bytearray(p.read_bytes())
+                data[4096 - 8 : 4096] = i.to_bytes(8, "little")  # header padding: a distinct file
+                dest = tmp / "in" / f"r{i:05d}" / p.name
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(data)
+                files.append(dest)
+        t = time.perf_counter()
+        raw = sum(sum(1 for _ in evtx.PyEvtxParser(str(f)).records_json()) for f in files)
+        raw_s = time.perf_counter() - t
+        with Case(tmp / "case") as case:
+            t = time.perf_counter()
+            ingest(case, [tmp / "in"])
+            ingest_s = time.perf_counter() - t
+            n = case.count("events")
+            t = time.perf_counter()
+            found = ev.findings(case)
+            detect_s = time.perf_counter() - t
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"files {len(files)}, events {n} (raw parser {raw})")
+        print(f"raw evtx parser      {raw / raw_s:>10,.0f} events/s ({raw_s:.1f} s)")
+        print(f"wormhunt ingest      {n / ingest_s:>10,.0f} events/s ({ingest_s:.1f} s)")
+        total = ingest_s + detect_s
+        print(f"ingest + detections  {n / total:>10,.0f} events/s ({total:.1f} s, {len(found)} findings)")
+        print(f"ratio to raw parser  {100 * (n / total) / (raw / raw_s):.0f} %")
+        print(f"peak RSS             {rss:,.0f} MiB")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
