@@ -123,7 +123,7 @@ class Detector:
         self.last_alert: dict[tuple[str, str], float] = {
             (src, cat): at
             for src, cat, at in self.con.execute(
-                "SELECT src, category, max(at) FROM watch_alerted GROUP BY ALL"
+                "SELECT src, category, max(alerted_at) FROM watch_alerted GROUP BY ALL"
             ).fetchall()
         }
         # Messages are kept as text in one append-only file; rows cite it by line (= seq) and offset.
@@ -381,7 +381,7 @@ class Detector:
         """Held items whose quiet period is over (all of them at shutdown), one record per source and category."""
         now = time.time() if now is None else now
         rows = self.con.execute(
-            "SELECT key, src, category, item FROM watch_held WHERE ? OR release <= ? ORDER BY release, key",
+            "SELECT key, src, category, item FROM watch_held WHERE ? OR release_at <= ? ORDER BY release_at, key",
             [everything, now],
         ).fetchall()
         if not rows:

@@ -3,7 +3,9 @@ rows it describes:
 
 - `watch_flows`, `watch_net_alerts`: the parsed rows (columns of the `flows`/`net_alerts`
   kinds; `evidence_id` is the watch's evidence row, `line` the message's sequence number);
-- `watch_lines`: the text of every stored message (the evidence an alert quotes);
+- `CASE/watch/messages.log`: the text of every stored message, one per line (line number =
+  sequence number; the rows carry line and byte offset: the evidence an alert quotes). It is
+  written before the commit and cut back to the committed size on start;
 - `watch_state`: sequence counter, receiver counters, file offsets, the time range not yet
   run through the detections;
 - `watch_alerted`: every key already alerted (a restart never alerts it again);
@@ -37,12 +39,10 @@ def ensure(case: Case) -> int:
     for kind in (FLOWS, NET_ALERTS):
         cols = ", ".join(f'"{c.name}" {c.sql}' for c in kind.all_columns)
         con.execute(f"CREATE TABLE IF NOT EXISTS {STAGED[kind.name]} ({cols})")
-    con.execute(
-        "CREATE TABLE IF NOT EXISTS watch_lines (seq BIGINT PRIMARY KEY, received DOUBLE, source VARCHAR, text VARCHAR)"
-    )
     con.execute("CREATE TABLE IF NOT EXISTS watch_state (name VARCHAR PRIMARY KEY, value VARCHAR)")
     con.execute(
-        "CREATE TABLE IF NOT EXISTS watch_alerted (key VARCHAR PRIMARY KEY, src VARCHAR, category VARCHAR, at DOUBLE)"
+        "CREATE TABLE IF NOT EXISTS watch_alerted"
+        " (key VARCHAR PRIMARY KEY, src VARCHAR, category VARCHAR, alerted_at DOUBLE)"
     )
     con.execute(
         "CREATE TABLE IF NOT EXISTS watch_outbox (id VARCHAR PRIMARY KEY, record VARCHAR, created DOUBLE,"
@@ -50,7 +50,7 @@ def ensure(case: Case) -> int:
     )
     con.execute(
         "CREATE TABLE IF NOT EXISTS watch_held (key VARCHAR PRIMARY KEY, src VARCHAR, category VARCHAR,"
-        " release DOUBLE, item VARCHAR)"
+        " release_at DOUBLE, item VARCHAR)"
     )
     row = con.execute("SELECT evidence_id FROM evidence WHERE status = 'watch' ORDER BY evidence_id LIMIT 1").fetchone()
     if row:
@@ -93,10 +93,3 @@ def alerted(con: duckdb.DuckDBPyConnection) -> set[str]:
 def undelivered(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     rows = con.execute("SELECT record FROM watch_outbox WHERE NOT delivered ORDER BY created, id").fetchall()
     return [json.loads(r[0]) for r in rows]
-
-
-def lines(con: duckdb.DuckDBPyConnection, seqs: list[int]) -> dict[int, str]:
-    if not seqs:
-        return {}
-    rows = con.execute("SELECT seq, text FROM watch_lines WHERE list_contains(?, seq)", [sorted(set(seqs))]).fetchall()
-    return {int(s): t for s, t in rows}
