@@ -95,3 +95,32 @@ def test_a_broken_worker_pool_falls_back_to_parsing_here(tmp_path: Path, monkeyp
         entries = ingest_mod.ingest(case, [tmp_path / "ev" / "hosts"])
         assert entries and {e.status for e in entries} <= {"ingested", "empty"}
         assert case.count("processes") > 0
+
+
+def test_a_file_that_kills_its_worker_is_named_and_the_rest_are_kept(tmp_path: Path, monkeypatch) -> None:
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    import wormhunt.ingest as ingest_mod
+    from wormhunt.store import Case
+
+    simulate(tmp_path / "ev", hosts=8, seed=4, days=1, lines=100, locale="en-US")
+    victim = sorted((tmp_path / "ev" / "hosts").glob("*/netstat_ano.txt"))[0]
+    real = ingest_mod._parse_worker
+
+    def deadly(job):  # as if this file made the parser run out of memory: the worker dies
+        if job[0] == victim:
+            os._exit(9)
+        return real(job)
+
+    monkeypatch.setattr(ingest_mod, "_parse_worker", deadly)  # fork: the workers inherit it
+    monkeypatch.setattr(ingest_mod, "POOL_MIN_FILES", 1)
+    ctx = mp.get_context("fork")
+    monkeypatch.setattr(ingest_mod, "_pool", lambda count: ProcessPoolExecutor(2, mp_context=ctx))
+    with Case(tmp_path / "case") as case:
+        entries = {Path(e.path): e for e in ingest_mod.ingest(case, [tmp_path / "ev" / "hosts"])}
+    dead = entries[victim.resolve()]
+    assert dead.status == "error" and "worker process" in dead.message
+    others = [e for p, e in entries.items() if p != victim.resolve()]
+    assert others and all(e.status in ("ingested", "empty") for e in others)

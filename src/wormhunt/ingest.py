@@ -81,6 +81,7 @@ POOL_MIN_FILES = 200
 POOL_MAX_BYTES = 8 * 1024 * 1024
 POOL_BATCH = 16  # files a worker task parses
 POOL_WINDOW = 8  # tasks in flight per ingest
+POOL_RESTARTS = 4  # fresh pools after breakages, before this process parses the rest itself
 _worker_memo = Memo()
 
 
@@ -415,13 +416,14 @@ def ingest(
     `on_inputs` sees the whole list once it is known (for a progress bar), `on_file` each entry."""
     inputs = _open_bundles(case, walk(paths))
     pool = _pool(len(inputs))
+    workers = _Workers(pool, len(inputs)) if pool is not None else None
     try:
         attribute_hosts(inputs, pool)
         if on_inputs:
             on_inputs(inputs)
         # Small text files are parsed by the workers, in order, while this process stores.
-        jobs = [i for i, item in enumerate(inputs) if _pooled(item)] if pool else []
-        parsed = _in_order(pool, [_job(inputs[i]) for i in jobs]) if pool else iter(())
+        jobs = [i for i, item in enumerate(inputs) if _pooled(item)] if workers else []
+        parsed = _in_order(workers, [_job(inputs[i]) for i in jobs]) if workers else iter(())
         pooled = set(jobs)
         entries = []
         with case.batch():
@@ -431,8 +433,8 @@ def ingest(
                 if on_file:
                     on_file(entry)
     finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+        if workers is not None:
+            workers.shutdown()
     return entries
 
 
@@ -440,26 +442,89 @@ def _parse_batch(jobs: list[tuple[Path, str, Encoding]]) -> list[Parsed | str]:
     return [_parse_worker(job) for job in jobs]
 
 
-def _in_order(pool: ProcessPoolExecutor, jobs: list[tuple[Path, str, Encoding]]) -> Iterator[Parsed | str | None]:
+class _Workers:
+    """The worker pool, replaced when it breaks (a worker killed by the OS, e.g. out of memory
+    on a hostile file), at most `POOL_RESTARTS` times."""
+
+    def __init__(self, pool: ProcessPoolExecutor, count: int) -> None:
+        self.pool: ProcessPoolExecutor | None = pool
+        self.count = count
+        self.restarts = 0
+
+    def renew(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+        self.restarts += 1
+        self.pool = _pool(self.count) if self.restarts <= POOL_RESTARTS else None
+        if self.pool is not None:
+            try:  # a pool that cannot even start must not make a file look guilty
+                self.pool.submit(int).result()
+            except BrokenProcessPool:
+                self.pool.shutdown(wait=False)
+                self.pool = None
+
+    def shutdown(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+
+def _in_order(workers: _Workers, jobs: list[tuple[Path, str, Encoding]]) -> Iterator[Parsed | str | None]:
     """Worker results in job order, at most `POOL_WINDOW` batches in flight: memory stays
-    bounded when the workers parse faster than this process stores. If the pool breaks, the
-    rest come back as None: this process parses them itself."""
+    bounded when the workers parse faster than this process stores. When the pool breaks, the
+    files that were in flight are parsed again one by one in a fresh pool, so the file that
+    killed a worker is named (an error entry) and the others are kept; None means: parse it
+    here (no pool left)."""
     batches = [jobs[i : i + POOL_BATCH] for i in range(0, len(jobs), POOL_BATCH)]
-    flying: deque[Future[list[Parsed | str]]] = deque()
-    given = 0
-    try:
-        for batch in batches[:POOL_WINDOW]:
-            flying.append(pool.submit(_parse_batch, batch))
-        queued = iter(batches[POOL_WINDOW:])
-        while flying:
-            done = flying.popleft().result()
-            if (batch := next(queued, None)) is not None:
-                flying.append(pool.submit(_parse_batch, batch))
-            for result in done:
-                given += 1
-                yield result
-    except BrokenProcessPool:
-        yield from [None] * (len(jobs) - given)
+    flying: deque[tuple[Future[list[Parsed | str]], list[tuple[Path, str, Encoding]]]] = deque()
+    queued = iter(batches)
+
+    def fill() -> bool:
+        while len(flying) < POOL_WINDOW and workers.pool is not None:
+            batch = next(queued, None)
+            if batch is None:
+                return True
+            try:
+                flying.append((workers.pool.submit(_parse_batch, batch), batch))
+            except BrokenProcessPool:
+                flying.append((_broken(), batch))
+        return True
+
+    fill()
+    while flying:
+        future, batch = flying[0]
+        try:
+            done = future.result()
+        except BrokenProcessPool:
+            stranded = [job for _, b in flying for job in b]
+            flying.clear()
+            workers.renew()
+            yield from _isolate(workers, stranded)
+            fill()
+            continue
+        flying.popleft()
+        fill()
+        yield from done
+    for batch in queued:  # no pool left: this process parses the rest
+        yield from [None] * len(batch)
+
+
+def _broken() -> Future[list[Parsed | str]]:
+    future: Future[list[Parsed | str]] = Future()
+    future.set_exception(BrokenProcessPool("the worker pool is broken"))
+    return future
+
+
+def _isolate(workers: _Workers, jobs: list[tuple[Path, str, Encoding]]) -> Iterator[Parsed | str | None]:
+    """Each job alone in the pool: one that breaks a fresh pool is the culprit."""
+    for job in jobs:
+        if workers.pool is None:
+            yield None
+            continue
+        try:
+            yield workers.pool.submit(_parse_batch, [job]).result()[0]
+        except BrokenProcessPool:
+            yield "parser failed: the worker process parsing this file died (out of memory or killed)"
+            workers.renew()
 
 
 def _pooled(item: Input) -> bool:
