@@ -45,10 +45,10 @@ def rows(doc: dict[str, Any], unreachable: list[dict[str, Any]] | None = None) -
 
 
 def to_csv(table: list[dict[str, Any]]) -> str:
-    """CSV with every cell a plain value; a cell starting with = + - @ is prefixed with a quote
-    so a spreadsheet does not run evidence text as a formula."""
+    """CSV with every cell quoted (a `;`-separator locale cannot split one) and a cell starting
+    with = + - @ prefixed with a quote, so a spreadsheet does not run evidence text as a formula."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n", quoting=csv.QUOTE_ALL)
     w.writeheader()
     for r in table:
         w.writerow({k: _cell(r.get(k)) for k in COLUMNS})
