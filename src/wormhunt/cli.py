@@ -913,6 +913,9 @@ def remediate(
     verify_seconds: Annotated[float, typer.Option("--verify-seconds", help="Wait before checking regrowth.")] = 5.0,
     lang: LangOpt = None,
     as_json: JsonOpt = False,
+    force_host: Annotated[
+        bool, typer.Option("--force-host", help="Execute even if the plan names another host than this one.")
+    ] = False,
 ) -> None:
     """Apply a plan on this machine (file and process steps; the scripts do the Windows ones)."""
     from wormhunt.respond.execute import rollback as run_rollback
@@ -928,8 +931,8 @@ def remediate(
     def log(line: str) -> None:
         err.print(escape(line))
 
-    if rollback:
-        restored = run_rollback(work, execute=execute, log=log)
+    if rollback:  # only the archives the last run recorded, only to paths this plan quarantines
+        restored = run_rollback(work, execute=execute, log=log, plan=the_plan)
         if opts.json:
             _emit_json({"rollback": True, "execute": execute, "files": restored})
         else:
@@ -939,7 +942,7 @@ def remediate(
         err.print(f"[bold red]{escape(t('respond.warn_av_forbidden', opts.lang, host=the_plan.host))}[/]")
     if not execute:
         err.print(t("remediate.dry_run", opts.lang))
-    report = run_plan(the_plan, work, execute=execute, verify_seconds=verify_seconds, log=log)
+    report = run_plan(the_plan, work, execute=execute, verify_seconds=verify_seconds, log=log, force_host=force_host)
     if opts.json:
         _emit_json(report.to_json())
     else:

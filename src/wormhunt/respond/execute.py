@@ -7,10 +7,16 @@ Dry-run by default: it says what it would do and changes nothing. With `execute=
 - watchdog-aware: a process tree is frozen (every member suspended) before any member is
   killed, so a watchdog cannot restart what was just killed; restorers come first because
   the plan's order is checked (`plan.check_order`) before anything runs;
-- files go into the AES-encrypted quarantine zip (password `infected`, sha256 manifest), the
-  archive is verified, and only then are the originals removed; a folder is emptied file by
-  file and removed only when empty (no recursive delete);
-- it stops at the first unexpected result.
+- files go into an AES-encrypted quarantine zip per step (password `infected`, sha256
+  manifest); the archive is closed, synced and verified, and only then are that step's
+  originals removed, each only if it is still the same file (device, inode, size, mtime) that
+  was hashed; a folder is emptied file by file and removed only when empty (no recursive
+  delete);
+- symbolic links are never followed: a target whose path goes through a link (or a folder
+  root that is one) is refused, links inside a folder are neither read nor removed;
+- it refuses a plan made for another host (unless `force_host`), and a work folder that is
+  not this user's own private folder;
+- it stops at the first unexpected result (an OS error is one).
 
 Service, task, WMI, registry, portproxy, user, firewall and SMBv1 steps need Windows tools:
 they are reported as skipped here and carried out by `plan.ps1` / `plan.bat`.
@@ -21,6 +27,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import socket
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,8 +40,9 @@ from typing import Any
 import psutil
 
 from wormhunt.respond.plan import CRITICAL_PROCESSES, Plan, Step, assert_order
-from wormhunt.respond.quarantine import Quarantine, restore, sha256_file
+from wormhunt.respond.quarantine import Quarantine, read_manifest, restore, sha256_file
 
+RUN_RECORD = "last-run.json"
 LOCAL_ACTIONS = frozenset({"backup", "kill_tree", "kill_scripts", "kill_process", "quarantine", "verify"})
 
 
@@ -53,7 +63,8 @@ class Report:
     host: str
     execute: bool
     outcomes: list[Outcome] = field(default_factory=list)
-    quarantine: str | None = None
+    quarantine: str | None = None  # the last archive written
+    quarantines: list[str] = field(default_factory=list)  # every archive this run wrote, in order
     ok: bool = True
 
     def to_json(self) -> dict[str, Any]:
@@ -62,6 +73,7 @@ class Report:
             "execute": self.execute,
             "ok": self.ok,
             "quarantine": self.quarantine,
+            "quarantines": self.quarantines,
             "steps": [o.__dict__ for o in self.outcomes],
         }
 
@@ -121,31 +133,92 @@ def _matches(proc: psutil.Process, target: dict[str, Any]) -> bool:
     return not (target.get("command_line") and target["command_line"] not in cmd)
 
 
-def _files_of(step: Step) -> list[Path]:
+def _no_links(path: Path) -> None:
+    """Refuse a target whose absolute path goes through a symbolic link (or is one)."""
+    if not path.is_absolute() or os.path.normpath(path) != str(path):
+        raise UnexpectedResult(f"{path}: not a plain absolute path, refused")
+    if os.path.realpath(path) != str(path):
+        raise UnexpectedResult(f"{path}: a symbolic link is on its path (or it is one), refused")
+
+
+def _walk(step: Step) -> dict[Path, os.stat_result]:
+    """The regular files a quarantine step takes, with their lstat; never follows a symbolic link."""
     t = step.target
-    if t.get("kind") == "file":
-        p = Path(t["path"])
-        return [p] if p.is_file() else []
-    if t.get("kind") == "directory":
-        root = Path(t["path"])
-        if not root.is_dir():
-            return []
-        return sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink())
-    return []
+    if t.get("kind") not in ("file", "directory"):
+        return {}
+    root = Path(t["path"])
+    try:
+        st = os.lstat(root)
+    except FileNotFoundError:
+        return {}
+    if stat.S_ISLNK(st.st_mode):
+        raise UnexpectedResult(f"{root} is a symbolic link: refused")
+    _no_links(root)
+    if t["kind"] == "file":
+        return {root: st} if stat.S_ISREG(st.st_mode) else {}
+    if not stat.S_ISDIR(st.st_mode):
+        return {}
+    out = {}
+    for folder, _dirs, names in os.walk(root, followlinks=False):
+        for n in names:
+            p = Path(folder, n)
+            pst = os.lstat(p)
+            if stat.S_ISREG(pst.st_mode):
+                out[p] = pst
+    return dict(sorted(out.items()))
+
+
+def _files_of(step: Step) -> list[Path]:
+    return list(_walk(step))
+
+
+def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino, a.st_size, a.st_mtime_ns) == (b.st_dev, b.st_ino, b.st_size, b.st_mtime_ns)
+
+
+def _unlink_if_same(path: Path, seen: os.stat_result) -> None:
+    """Remove `path` only if it is still the very file that was quarantined (checked through a
+    descriptor of its folder, right before the unlink)."""
+    dfd = os.open(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        now = os.stat(path.name, dir_fd=dfd, follow_symlinks=False)
+        if not _same_file(now, seen):
+            raise UnexpectedResult(f"{path} changed or was replaced while it was quarantined: not removed")
+        os.unlink(path.name, dir_fd=dfd)
+    finally:
+        os.close(dfd)
+
+
+def this_host() -> set[str]:
+    """Names this machine answers to (upper case, short and full)."""
+    names = {socket.gethostname(), socket.getfqdn(), os.environ.get("COMPUTERNAME", "")}
+    return {n.upper() for n in names if n} | {n.split(".")[0].upper() for n in names if n}
+
+
+def private_workdir(workdir: Path) -> None:
+    """Create the work folder private to this user (0700), or refuse one that exists and is a
+    link, belongs to someone else or is writable by others."""
+    workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = os.lstat(workdir)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise UnexpectedResult(f"work folder {workdir} is not a plain folder")
+    if hasattr(os, "geteuid") and (st.st_uid != os.geteuid() or st.st_mode & 0o022):
+        raise UnexpectedResult(f"work folder {workdir} belongs to another user or is writable by others")
 
 
 class Executor:
     def __init__(self, plan: Plan, workdir: Path, execute: bool = False, verify_seconds: float = 5.0,
-                 log: Callable[[str], None] | None = None) -> None:  # fmt: skip
+                 log: Callable[[str], None] | None = None, force_host: bool = False) -> None:  # fmt: skip
         self.plan = plan
         self.workdir = workdir
         self.execute = execute
         self.verify_seconds = verify_seconds
+        self.force_host = force_host
         self.log = log or (lambda s: None)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        self.zip_path = workdir / f"quarantine-{stamp}.zip"
-        self.backup_path = workdir / f"backup-{stamp}.json"
-        self._archive: Quarantine | None = None
+        self.stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        self.backup_path = workdir / f"backup-{self.stamp}.json"
+        self.run_path = workdir / RUN_RECORD
+        self.zips: list[dict[str, str]] = []  # the archives this run created, with their sha256
         self.report = Report(plan.host, execute)
 
     def _out(self, step: Step, status: str, detail: str = "") -> None:
@@ -155,20 +228,35 @@ class Executor:
     def run(self) -> Report:
         assert_order(self.plan.steps)  # refuse an order that removes something while its restorer runs
         try:
+            if self.execute and not self.force_host and self.plan.host.upper() not in this_host():
+                raise UnexpectedResult(
+                    f"this plan is for {self.plan.host}, not this machine ({socket.gethostname()}): "
+                    "nothing was done (--force-host to override)"
+                )
+            if self.execute:
+                private_workdir(self.workdir)
             for step in self.plan.steps:
                 if step.action not in LOCAL_ACTIONS:
                     self._out(step, "skipped", "Windows-only step: run plan.ps1 or plan.bat on the host")
                     continue
                 getattr(self, "_" + step.action)(step)
-        except UnexpectedResult as exc:
+        except (UnexpectedResult, OSError, ValueError) as exc:
             self.report.ok = False
             self.report.outcomes.append(Outcome("-", "stop", "failed", str(exc)))
             self.log(f"[failed] stopped at the first unexpected result: {exc}")
-        finally:
-            if self._archive is not None and self._archive.entries:
-                self._archive.close()
-                self.report.quarantine = str(self.zip_path)
         return self.report
+
+    def _record_run(self) -> None:
+        """Which archives this run created (rollback reads this, it never globs): written to a
+        fresh file and renamed over the record."""
+        doc = {"host": self.plan.host, "backup": self.backup_path.name, "quarantines": self.zips}
+        tmp = self.workdir / f".{RUN_RECORD}.{self.stamp}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.run_path)
 
     # -- steps ----------------------------------------------------------------------------
 
@@ -186,8 +274,10 @@ class Executor:
         if not self.execute:
             self._out(step, "would", f"record sha256 of {len(files)} files and {len(procs)} processes")
             return
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.backup_path.write_text(json.dumps(doc, indent=2), encoding="utf-8")
+        fd = os.open(self.backup_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(doc, indent=2))
+        self._record_run()
         self._out(step, "done", str(self.backup_path))
 
     def _kill_tree(self, step: Step) -> None:
@@ -223,25 +313,43 @@ class Executor:
         self._out(step, "done", f"killed {killed}")
 
     def _quarantine(self, step: Step) -> None:
-        files = _files_of(step)
+        walked = _walk(step)
+        files = list(walked)
         if not self.execute:
             self._out(step, "would", f"quarantine {len(files)} file(s) under {step.target['path']}")
             return
-        if self._archive is None:
-            self._archive = Quarantine(self.zip_path)
-        for f in files:
-            entry = self._archive.add(f)
-            if sha256_file(f) != entry.sha256:
-                raise UnexpectedResult(f"{f} changed while it was quarantined")
-            f.unlink()
-            if f.exists():
-                raise UnexpectedResult(f"{f} is still there after removal")
+        if files:
+            # one archive per step, closed and verified before any original of the step is removed
+            zip_path = self.workdir / f"quarantine-{self.stamp}-{step.id}.zip"
+            archive = Quarantine(zip_path)
+            added = []
+            try:
+                for f in files:
+                    entry = archive.add(f)
+                    if not _same_file(archive.stats[entry.entry], walked[f]):
+                        raise UnexpectedResult(f"{f} was replaced while it was quarantined")
+                    added.append((f, entry))
+            finally:
+                archive.close()  # whatever was added is kept and verified; nothing was removed yet
+            digest = sha256_file(zip_path)
+            self.zips.append({"zip": zip_path.name, "sha256": digest})
+            self._record_run()
+            self.report.quarantine = str(zip_path)
+            self.report.quarantines.append(str(zip_path))
+            for f, entry in added:
+                _unlink_if_same(f, archive.stats[entry.entry])  # same device, inode, size and mtime
+                if os.path.lexists(f):
+                    raise UnexpectedResult(f"{f} is still there after removal")
         if step.target.get("kind") == "directory":
             root = Path(step.target["path"])
-            for d in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-                d.rmdir()  # only ever an empty folder
-            if root.exists():
-                root.rmdir()
+            if os.path.lexists(root):
+                _no_links(root)
+                for folder, _dirs, _names in os.walk(root, topdown=False, followlinks=False):
+                    try:
+                        os.rmdir(folder)  # only ever an empty folder
+                    except OSError as exc:
+                        raise UnexpectedResult(f"{folder} could not be removed (not empty? a link inside?): "
+                                               f"{exc.strerror}") from None  # fmt: skip
         self._out(step, "done", f"{len(files)} file(s) quarantined from {step.target['path']}")
 
     def _verify(self, step: Step) -> None:
@@ -262,29 +370,60 @@ class Executor:
 
 
 def run_plan(plan: Plan, workdir: Path, execute: bool = False, verify_seconds: float = 5.0,
-             log: Callable[[str], None] | None = None) -> Report:  # fmt: skip
+             log: Callable[[str], None] | None = None, force_host: bool = False) -> Report:  # fmt: skip
     """Apply `plan` locally (dry-run unless `execute`); see the module docstring."""
-    return Executor(plan, workdir, execute, verify_seconds, log).run()
+    return Executor(plan, workdir, execute, verify_seconds, log, force_host).run()
+
+
+def plan_paths(plan: Plan) -> Callable[[str], bool]:
+    """Whether a path is one the plan quarantines: a file target, or a file under a folder target."""
+    files = {os.path.normpath(s.target["path"]) for s in plan.steps
+             if s.action == "quarantine" and s.target.get("kind") == "file"}  # fmt: skip
+    dirs = [os.path.normpath(s.target["path"]) for s in plan.steps
+            if s.action == "quarantine" and s.target.get("kind") == "directory"]  # fmt: skip
+
+    def allowed(path: str) -> bool:
+        p = os.path.normpath(path)
+        return p == path and (p in files or any(p.startswith(d.rstrip(os.sep) + os.sep) for d in dirs))
+
+    return allowed
+
+
+def _run_zips(workdir: Path) -> list[Path]:
+    """The archives the last run recorded, each checked against the sha256 recorded with it."""
+    private_workdir(workdir)
+    try:
+        doc = json.loads((workdir / RUN_RECORD).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no {RUN_RECORD} in {workdir}: no run of the executor to roll back") from None
+    out = []
+    for z in doc.get("quarantines", []):
+        name = str(z["zip"])
+        if not re.fullmatch(r"quarantine-[0-9TZ]+-s\d+\.zip", name):
+            raise ValueError(f"{RUN_RECORD} names an unexpected archive: {name!r}")
+        path = workdir / name
+        if sha256_file(path) != z["sha256"]:
+            raise ValueError(f"{path} is not the archive the run created (sha256 differs)")
+        out.append(path)
+    return out
 
 
 def rollback(workdir: Path, zip_path: Path | None = None, execute: bool = False,
-             log: Callable[[str], None] | None = None) -> list[str]:  # fmt: skip
-    """Restore the newest (or the given) quarantine of `workdir` byte for byte; dry-run unless `execute`."""
+             log: Callable[[str], None] | None = None, plan: Plan | None = None) -> list[str]:  # fmt: skip
+    """Restore the archives the last run of `workdir` recorded (or the given one) byte for byte;
+    only paths `plan` quarantines when a plan is given; dry-run unless `execute`."""
     log = log or (lambda s: None)
-    if zip_path is None:
-        zips = sorted(workdir.glob("quarantine-*.zip"))
-        if not zips:
-            raise FileNotFoundError(f"no quarantine-*.zip in {workdir}")
-        zip_path = zips[-1]
-    from wormhunt.respond.quarantine import read_manifest
-
-    entries = read_manifest(zip_path)
+    zips = [zip_path] if zip_path is not None else _run_zips(workdir)
+    allowed = plan_paths(plan) if plan is not None else None
+    entries = [(z, e) for z in zips for e in read_manifest(z)]
+    for _z, e in entries:
+        if allowed is not None and not allowed(e.path):
+            raise ValueError(f"{e.path} is not a path the plan quarantined: nothing restored")
     if not execute:
-        for e in entries:
+        for _z, e in entries:
             log(f"[would] restore {e.path} ({e.sha256})")
-        return [e.path for e in entries]
-    restored = [str(p) for p in restore(zip_path)]
+        return [e.path for _z, e in entries]
+    restored = [str(p) for z in reversed(zips) for p in restore(z, allowed=allowed)]
     for p in restored:
         log(f"[done] restored {p}")
     return restored
-
