@@ -325,7 +325,7 @@ def _parse_and_store(
         case.record(entry, quick_fp=quick)
         return entry
     if sink.writers and alone:  # only Parquet partitions change what the bulk views list
-        case.refresh_views()
+        case.views_changed()
     case.append_manifest(entry)
     return entry
 

@@ -300,6 +300,8 @@ class Case:
         self.con = duckdb.connect(str(self.db_path), config=config)
         self._lines: dict[int, list[str]] = {}
         self._pending: _Pending | None = None
+        self._views_deferred = False  # inside `unbatched`: bulk views are refreshed at the batch's commit
+        self._views_stale = False
         self._schema()
         self._drop_leftovers()
         self.refresh_views()
@@ -385,6 +387,9 @@ class Case:
             self.flush()
         finally:
             self._pending = None
+            if self._views_stale:  # once per batch: listing every partition costs per file listed
+                self._views_stale = False
+                self.refresh_views()
 
     @contextlib.contextmanager
     def unbatched(self) -> Iterator[None]:
@@ -393,12 +398,33 @@ class Case:
         if pending is None:
             yield
             return
+        first = pending.next_id - 1  # the big log's own id was taken from the batch already
         self.flush()
         self._pending = None
+        self._views_deferred = True
         try:
             yield
         finally:
-            self._pending = self._new_pending()
+            self._views_deferred = False
+            # Rebuilding the duplicate index from the table for every big log would make many
+            # logs cost the square of their number: add what this one wrote, keep the rest.
+            for fp, host, eid, sha in self.con.execute(
+                "SELECT quick_fp, host, evidence_id, sha256 FROM evidence"
+                " WHERE evidence_id >= ? AND list_contains(?, status)",
+                [first, list(DUPLICATE_OF)],
+            ).fetchall():
+                pending.known.setdefault((fp, host), []).append((eid, sha))
+            pending.next_id = self._db_next_id()
+            self._pending = pending
+
+    def views_changed(self) -> None:
+        """Partitions were committed: refresh the bulk views now, or when the batch commits
+        (nothing reads them during an ingest, and listing every partition after every big
+        log would cost the square of their number)."""
+        if self._views_deferred:
+            self._views_stale = True
+        else:
+            self.refresh_views()
 
     def _new_pending(self) -> _Pending:
         known: dict[tuple[str, str | None], list[tuple[int, str | None]]] = {}
@@ -413,7 +439,9 @@ class Case:
     def flush(self) -> None:
         """Commit the pending batch: evidence rows, record rows, then the manifest lines."""
         p = self._pending
-        if p is None or not (p.evidence or p.manifest):
+        if p is None:
+            return
+        if not (p.evidence or p.manifest):
             return
         self.con.execute("BEGIN TRANSACTION")
         try:
@@ -434,7 +462,7 @@ class Case:
         with open(self.manifest_path, "a", encoding="utf-8") as fh:
             fh.writelines(p.manifest)
         if p.partitions:
-            self.refresh_views()
+            self._views_stale = True  # refreshed when the batch ends
         p.evidence, p.skipped, p.tables, p.manifest, p.rows, p.partitions = [], [], {}, [], 0, False
 
     def _insert_arrow(self, table_name: str, table: pa.Table) -> None:
