@@ -6,6 +6,7 @@ an order that removes something while its restorer still runs."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -248,3 +249,21 @@ def test_plan_and_remediate_commands(tmp_path: Path) -> None:
     report = json.loads(res.stdout)
     assert report["execute"] is False and not (tmp_path / "w").exists()
     assert {o["status"] for o in report["steps"]} <= {"would", "skipped", "done"}
+
+
+def test_plan_targets_are_safe_paths_and_processes_carry_their_creation_time(outbreak: tuple) -> None:
+    """Security review: a plan's file/folder targets are absolute paths without wildcards, `..` or a
+    trailing dot, and a process killed by PID records when it started (a reused PID has another time)."""
+    from wormhunt.respond.plan import path_refusal
+
+    family, _, plans, _ = outbreak
+    procs = 0
+    for plan in plans.values():
+        for s in plan.steps:
+            t = s.target
+            if s.action == "quarantine":
+                assert path_refusal(t["path"], directory=t["kind"] == "directory") is None, t
+            if s.action == "kill_tree" and t.get("kind") == "process":
+                procs += 1
+                assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", t.get("created") or ""), t
+    assert procs or family == "wannamine-fileless"  # the fileless variant has no process killed by PID

@@ -131,6 +131,8 @@ def test_no_wildcard_delete_and_no_kill_by_name(plans: list[Plan]) -> None:
                 assert "/pid " in low, line
             if "wmic process where" in low:
                 assert "executablepath=" in low and " like " not in low, line
+                if re.search(r'where "processid=\d+ and executablepath=', low):
+                    continue  # one PID, checked to still run the image the evidence showed
                 name = line.split("ExecutablePath='", 1)[1].split("'", 1)[0].rsplit("\\\\", 1)[-1].lower()
                 assert name not in {"svchost.exe", "rundll32.exe", "lsass.exe", "csrss.exe", "services.exe",
                                     "smss.exe", "wininit.exe", "winlogon.exe"}, line  # fmt: skip
@@ -239,3 +241,120 @@ def test_pwsh_parses_when_available(plans: list[Plan], tmp_path: Path) -> None:
                    f"'{f}', [ref]$null, [ref]$e); if ($e.Count) {{ $e; exit 1 }}")  # fmt: skip
             res = subprocess.run([pwsh, "-NoProfile", "-Command", cmd], capture_output=True, text=True, timeout=60)
             assert res.returncode == 0, res.stdout + res.stderr
+
+
+# -- security review of the renderers ------------------------------------------------------------
+
+
+def _plan_with(*steps: Step) -> Plan:
+    why = [Reason("finding", "host.masquerade", "test", ())]
+    all_steps = [Step("s01", "backup", {"kind": "backup", "covers": []}, why)]
+    for s in steps:
+        s.rationale = why
+        all_steps.append(s)
+    all_steps.append(Step("sz", "verify", {"kind": "verify", "files": [s.target.get("path") for s in steps
+                                                                         if s.action == "quarantine"]}, why))
+    for n, s in enumerate(all_steps, 1):
+        s.id = f"s{n:02d}"
+    return Plan(host="HOST", status="infected", steps=all_steps)
+
+
+BAD_PATHS = ["C:\\ProgramData\\*.exe", "regsvr32.exe", "C:\\a\\..\\Windows\\System32\\x.dll", "C:\\x\\y.exe.",
+             "C:\\x \\y.exe", "\\\\?\\C:\\x\\y.exe", "C:\\x\\y.exe:ads", "\\\\server\\share\\y.exe", "C:\\"]
+
+
+def test_plan_refuses_relative_wildcard_and_dotted_paths() -> None:
+    from wormhunt.respond.plan import path_refusal
+
+    for p in BAD_PATHS:
+        assert path_refusal(p), p
+    assert path_refusal("C:\\Windows\\AppDiagnostics\\svchost.exe") is None
+    assert path_refusal("C:\\Windows\\AppDiagnostics\\", directory=True) is None
+
+
+def test_renderers_recheck_paths() -> None:
+    steps = [Step("x", "quarantine", {"kind": "file", "path": p}, []) for p in BAD_PATHS]
+    steps.append(Step("x", "quarantine", {"kind": "directory", "path": "C:\\ProgramData\\*"}, []))
+    plan = _plan_with(*steps)
+    bat = render_bat.render(plan)
+    for line in bat[bat.index("rem ---- ") :].splitlines():
+        low = line.lower()
+        if low.startswith(("del ", "copy ", "rd ", "if exist", "if not exist", "fc ", "for /f")):
+            raise AssertionError(line)
+    assert bat.count("use plan.ps1 for it or act by hand") == len(steps)
+    assert "copy" not in render_bat.render_rollback(plan).lower()
+    ps1 = render_ps1.render(plan)
+    assert "Quarantine-File '" not in ps1 and "Quarantine-Dir '" not in ps1
+    assert "$PlanFiles = @()" in render_ps1.render_rollback(plan)
+
+
+def test_bat_refuses_child_cmd_expansion() -> None:
+    """`%` doubling is not enough in a pipe or a for /f command: the child cmd.exe expands again."""
+    plan = _plan_with(
+        Step("x", "stop_service", {"kind": "service", "name": "svc%COMSPEC%"}, []),
+        Step("x", "stop_service", {"kind": "service", "name": "svc^&calc"}, []),
+        Step("x", "quarantine", {"kind": "file", "path": "C:\\t\\a%PATH%.dll", "sha256": "a" * 64}, []),
+        Step("x", "quarantine", {"kind": "file", "path": "C:\\t\\b&c.dll", "sha256": "b" * 64}, []),
+        Step("x", "quarantine", {"kind": "file", "path": "C:\\t\\plain.dll", "sha256": "c" * 64}, []),
+    )
+    bat = render_bat.render(plan)
+    pipes = [line for line in bat.splitlines() if " | " in line]
+    fors = [line for line in bat.splitlines() if line.startswith("for /f")]
+    assert not pipes  # neither service is rendered into a pipe
+    assert len(fors) == 1 and "plain.dll" in fors[0]
+    for line in pipes + fors:
+        assert not re.search(r"[%^&|<>!]", line.split("'")[1] if "'" in line else ""), line
+
+
+def test_kill_checks_path_and_creation_time() -> None:
+    plan = _plan_with(Step("x", "kill_tree", {"kind": "process", "pid": 4242, "name": "svchost.exe",
+                                              "image": "C:\\Windows\\Fonts\\svchost.exe",
+                                              "created": "2026-01-02T03:04:05Z"}, []))  # fmt: skip
+    bat = render_bat.render(plan)
+    assert "IMAGENAME" not in bat and "taskkill" not in bat
+    assert ('wmic process where "ProcessId=4242 and ExecutablePath=\'C:\\\\Windows\\\\Fonts\\\\svchost.exe\'" '
+            "call terminate") in bat  # fmt: skip
+    ps1 = render_ps1.render(plan)
+    assert "Kill-Tree 4242 'C:\\Windows\\Fonts\\svchost.exe' '2026-01-02T03:04:05Z'" in ps1
+    fn = ps1[ps1.index("function Kill-Tree") :]
+    fn = fn[: fn.index("\n}\n")]
+    assert "(Born $c) -lt $born" in fn and "$created" in fn  # children only if not older than the parent
+
+
+def test_ps1_quarantine_dir_skips_reparse_points_and_canonicalises() -> None:
+    pre = render_ps1.PRELUDE
+    qd = pre[pre.index("function Quarantine-Dir") :]
+    qd = qd[: qd.index("\n}\n")]
+    assert "@(Get-ChildItem -LiteralPath $d -Force)" in qd and "ReparsePoint" in qd
+    assert not re.search(r"Get-ChildItem[^\n]*-Recurse", qd)
+    qf = pre[pre.index("function Test-Plain") :]
+    qf = qf[: qf.index("function Quarantine-Dir")]
+    assert "GetFullPath" in qf and "SysWOW64" in qf and "ReparsePoint" in qf
+    assert "$path = Test-Plain $path" in qf
+
+
+def test_work_folders_and_rollback_sources() -> None:
+    plan = _plan_with(Step("x", "quarantine", {"kind": "file", "path": "C:\\t\\a.dll"}, []))
+    pre = render_ps1.PRELUDE
+    assert pre.index("/inheritance:r") < pre.index("Start-Transcript")
+    assert "GetOwner([System.Security.Principal.SecurityIdentifier])" in pre and "NewGuid" in pre
+    rb = render_ps1.render_rollback(plan)
+    assert "'^\\d{4}\\.quarantined$'" in rb and "$PlanFiles = @('C:\\t\\a.dll')" in rb
+    assert rb.index("$PlanFiles = ") < rb.index("Restore-Files }")
+    bat = render_bat.render(plan)
+    head = bat[: bat.index("rem ---- ")]
+    for var in ("EXECUTE", "WORKDIR", "DISABLE_SMB1", "ACK_VENDOR"):
+        assert f'set "{var}="' in head  # an inherited environment switches nothing on
+    assert 'if /i "%~1"=="/execute" set "EXECUTE=1"' in head and "if not defined WORKDIR" not in head
+    assert head.index("icacls") < head.index('set "LOG=')
+    assert "%RANDOM%" in head and 'if exist "%WORKDIR%"' in head
+    assert 'set "WORKDIR=%~1"' in render_bat.render_rollback(plan)
+
+
+def test_ps1_native_argument_with_space_and_trailing_backslash_is_refused() -> None:
+    assert not render_ps1.native_ok("HKLM\\Software\\a b\\")
+    assert render_ps1.native_ok("HKLM\\Software\\ab\\") and render_ps1.native_ok("HKLM\\Software\\a b")
+    plan = _plan_with(Step("x", "remove_registry", {"kind": "registry", "key": "HKLM\\Software\\a b\\",
+                                                    "value": "x"}, []))  # fmt: skip
+    ps1 = render_ps1.render(plan)
+    assert "@('delete'" not in ps1 and "handle it by hand" in ps1

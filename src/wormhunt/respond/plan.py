@@ -239,6 +239,29 @@ def kill_refusal(name: str | None, image: str | None, by_pid: bool) -> str | Non
     return None
 
 
+_DRIVE_PATH = re.compile(r"[A-Za-z]:\\[^\x00-\x1f\x7f*?<>|\"/:]*")
+
+
+def path_refusal(path: str | None, directory: bool = False) -> str | None:
+    """Why a file or folder path from evidence is not acted on by a script (None: it may be):
+    only an absolute `X:\\...` path, without wildcards or `<>|"`, a second `:` (stream), a `/`,
+    a `.`/`..`/empty component, a component ending in `.` or a space (Win32 strips them, so
+    the path would name another file), or a `\\\\?\\`/UNC/device prefix."""
+    if not path:
+        return "path_missing"
+    p = path[:-1] if directory and path.endswith("\\") and len(path) > 3 else path
+    if p.startswith(("\\\\", "\\??\\", "//")):
+        return "path_device_or_unc"
+    if not _DRIVE_PATH.fullmatch(p):
+        return "path_not_absolute_or_wildcard"
+    if not p[3:]:
+        return "path_drive_root"
+    parts = p[3:].split("\\")
+    if any(c in ("", ".", "..") or c.endswith((".", " ")) for c in parts):
+        return "path_dot_segment_or_trailing_dot"
+    return None
+
+
 def quarantine_refusal(path: str, named_exactly: bool) -> str | None:
     """Why a file must not be quarantined: a genuine Windows binary never; a file under
     System32 only when an indicator or finding names that exact path."""
@@ -467,7 +490,13 @@ def build_plan(case: Any, inv: Any, host: str, lang: str = "en") -> Plan:
             plan.refused.append({"target": {"kind": "process", "pid": pid, "name": name, "image": image},
                                  "why": why or "image_unknown"})  # fmt: skip
             return
-        c.add(f"process:{pid}", {"kind": "process", "pid": pid, "name": name, "image": image}, reason)
+        target: dict[str, Any] = {"kind": "process", "pid": pid, "name": name, "image": image}
+        born = case.query(
+            "SELECT DISTINCT created FROM processes WHERE host = ? AND pid = ? AND created IS NOT NULL", [host, pid]
+        )
+        if len(born) == 1 and hasattr(born[0]["created"], "strftime"):  # UTC; a reused PID has another one
+            target["created"] = born[0]["created"].strftime("%Y-%m-%dT%H:%M:%SZ")
+        c.add(f"process:{pid}", target, reason)
 
     def script(r: dict[str, Any], reason: Reason) -> None:
         if (r.get("name") or "").lower() in INTERPRETERS and r.get("command_line"):
@@ -481,9 +510,13 @@ def build_plan(case: Any, inv: Any, host: str, lang: str = "en") -> Plan:
     def file(path: str | None, reason: Reason, exact: bool) -> None:
         if not path:
             return
+        clean = path.strip().strip('"')
+        why = path_refusal(clean)
+        if why:  # relative, wildcard, `..`, trailing dot/space, device path: for a human, never a script
+            plan.refused.append({"target": {"kind": "file", "path": path}, "why": why})
+            return
         if exact:
             named_paths.add(normalize_path(path))
-        clean = path.strip().strip('"')
         c.add(f"file:{normalize_path(path)}", {"kind": "file", "path": clean}, reason)
         item = c.items[f"file:{normalize_path(path)}"]["target"]
         if item["path"] == item["path"].lower() and clean != clean.lower():
@@ -630,6 +663,10 @@ def build_plan(case: Any, inv: Any, host: str, lang: str = "en") -> Plan:
                         c.add(f"portproxy:{addr}:{port}", pp, r)
     # Directories: the folder and the files the evidence saw in it.
     for folder, r in folders:
+        why = path_refusal(folder, directory=True)
+        if why:
+            plan.refused.append({"target": {"kind": "directory", "path": folder}, "why": why})
+            continue
         norm = normalize_path(folder).rstrip("\\")
         if in_system32(norm + "\\") and norm.count("\\") <= 3:
             plan.review.append({"target": {"kind": "directory", "path": folder}, "why": "system32_folder"})

@@ -1,14 +1,22 @@
 """A plan as a batch file for hosts without PowerShell, built-in commands only (reg, schtasks,
 sc, taskkill, wmic, certutil, copy, del, rd, netsh, net, icacls), and its rollback.
 
-Dry-run unless the environment variable EXECUTE=1. Output goes to a log in the work folder.
-The first failing command jumps to :unexpected and stops.
+Dry-run unless run as `plan.bat /execute` (the EXECUTE, WORKDIR, DISABLE_SMB1 and ACK_VENDOR
+variables are cleared at the start, so an inherited environment cannot switch anything on;
+`/disable-smb1` and `/ack-vendor` are arguments too). The work folder is a new folder with a
+random name, created with an ACL of Administrators and SYSTEM only; if it exists the script
+stops. Output goes to a log in the work folder. The first failing command jumps to :unexpected
+and stops.
 
 Quoting: cmd.exe has no way to quote a double quote, a line break or a control character
 inside an argument, so a target holding one is not rendered: the step says so and, with
-EXECUTE=1, stops (use plan.ps1 for it). Every other value appears only inside double quotes,
+/execute, stops (use plan.ps1 for it). Every other value appears only inside double quotes,
 with `%` doubled; delayed expansion is off, so `!` is literal; `&|<>^()` are literal inside
-quotes. No command uses a wildcard, `/s` or `/q`: files are deleted one by one after their copy
+quotes. A value that reaches a child cmd.exe (the command of `for /f ('...')` and either side
+of a pipe), which expands it again, must not hold any of `%^&|<>!`: such a step is refused.
+File and folder paths must be absolute `X:\\...` paths without wildcards, `..` or a trailing dot
+(`plan.path_refusal`), or the step is refused.
+No command uses a wildcard, `/s` or `/q`: files are deleted one by one after their copy
 in the quarantine folder matched their sha256 (certutil), and folders are removed with `rd`
 only when empty.
 
@@ -21,9 +29,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from wormhunt.respond.plan import Plan, Step, in_system32
+from wormhunt.respond.plan import Plan, Step, in_system32, path_refusal
 
 _BAD = re.compile('[\x00-\x1f\x7f"]')
+# what a child cmd.exe (for /f command, pipe) would expand or interpret even inside quotes
+_CHILD_BAD = re.compile(r"[%^&|<>!]")
 
 
 class UnsafeValue(ValueError):
@@ -42,6 +52,20 @@ def bat_ok(value: Any) -> bool:
     return not _BAD.search(str(value))
 
 
+def child_str(value: Any) -> str:
+    """A double-quoted argument for a command a child cmd.exe runs (`for /f ('...')`, a pipe)."""
+    if _CHILD_BAD.search(str(value)):
+        raise UnsafeValue("a child cmd.exe would expand this value")
+    return bat_str(value)
+
+
+def bat_path(value: Any, directory: bool = False) -> str:
+    """A quoted file or folder path: absolute, no wildcard, no `..`, no trailing dot or space."""
+    if path_refusal(str(value), directory=directory):
+        raise UnsafeValue("not a plain absolute path")
+    return bat_str(value)
+
+
 def _wql(value: str) -> str:
     """A value inside a WQL single-quoted string (wmic where clause): backslashes doubled."""
     return value.replace("\\", "\\\\")
@@ -50,12 +74,28 @@ def _wql(value: str) -> str:
 PRELUDE = r"""@echo off
 setlocal EnableExtensions DisableDelayedExpansion
 chcp 65001 >nul
-rem wormhunt remediation plan (batch). Dry-run unless EXECUTE=1. Review every step first.
-if not defined WORKDIR set "WORKDIR=%SystemDrive%\wormhunt-bat"
-if not exist "%WORKDIR%\quarantine" mkdir "%WORKDIR%\quarantine"
+rem wormhunt remediation plan (batch). Dry-run unless run as: plan.bat /execute. Review every step first.
+set "EXECUTE="
+set "DISABLE_SMB1="
+set "ACK_VENDOR="
+set "WORKDIR="
+:args
+if "%~1"=="" goto :args_done
+if /i "%~1"=="/execute" set "EXECUTE=1"
+if /i "%~1"=="/disable-smb1" set "DISABLE_SMB1=1"
+if /i "%~1"=="/ack-vendor" set "ACK_VENDOR=1"
+shift
+goto :args
+:args_done
+set "WORKDIR=%SystemDrive%\wormhunt-bat-%RANDOM%%RANDOM%%RANDOM%"
+if exist "%WORKDIR%" (echo UNEXPECTED: "%WORKDIR%" exists already& exit /b 2)
+mkdir "%WORKDIR%" || (echo UNEXPECTED: cannot create the work folder& exit /b 2)
+icacls "%WORKDIR%" /inheritance:r /grant:r *S-1-5-32-544:(OI)(CI)F *S-1-5-18:(OI)(CI)F >nul || goto :noacl
+mkdir "%WORKDIR%\quarantine"
 set "LOG=%WORKDIR%\plan-bat.log"
 set "Q=%WORKDIR%\quarantine"
-if "%EXECUTE%"=="1" (echo EXECUTE mode>>"%LOG%") else (echo DRY-RUN: nothing will change, set EXECUTE=1 to act)
+echo work folder: "%WORKDIR%" (rollback.bat takes it as its first argument)
+if "%EXECUTE%"=="1" (echo EXECUTE mode>>"%LOG%") else (echo DRY-RUN: nothing will change, run plan.bat /execute to act)
 """
 
 EPILOGUE = r"""
@@ -63,6 +103,11 @@ echo plan finished
 echo plan finished>>"%LOG%"
 endlocal
 exit /b 0
+
+:noacl
+echo UNEXPECTED: cannot restrict the ACL of "%WORKDIR%": stopping, nothing was done.
+endlocal
+exit /b 2
 
 :unexpected
 echo UNEXPECTED result: stopping here, nothing after this step was run. See "%LOG%".
@@ -86,7 +131,8 @@ def _step_lines(s: Step, n: int) -> list[str]:
         out.append(f":{label}")
 
     def refuse() -> None:
-        out.append(f"echo [{s.id}] {a}: the target holds a quote or control character, use plan.ps1 for it")
+        out.append(f"echo [{s.id}] {a}: the target holds a quote, a control character, a character a child cmd.exe "
+                   "expands, or is not a plain absolute path: use plan.ps1 for it or act by hand")  # fmt: skip
         out.append('if "%EXECUTE%"=="1" goto :unexpected')
 
     try:
@@ -122,7 +168,7 @@ def _step_lines(s: Step, n: int) -> list[str]:
         elif a == "disable_service":
             guarded([bat_str(t["name"])], [f"sc config {bat_str(t['name'])} start= disabled"])
         elif a == "stop_service":
-            name = bat_str(t["name"])
+            name = child_str(t["name"])  # `sc query NAME | find`: the pipe's child cmd.exe expands it again
             out.append(f"echo [{s.id}] stop service {name}")
             out.append(f'if not "%EXECUTE%"=="1" goto :{label}')
             out.append(f'sc query {name} | find "STOPPED" >nul && goto :{label}')
@@ -135,14 +181,15 @@ def _step_lines(s: Step, n: int) -> list[str]:
         elif a == "kill_tree" and t.get("kind") == "service_host":
             out.append(f"echo [{s.id}] the service host of {bat_str(t['name'])} is not killed by the batch file: "
                        "a shared svchost would take other services down; plan.ps1 checks that, or reboot")  # fmt: skip
-        elif a == "kill_tree":
-            image = t["image"].rsplit("\\", 1)[-1]
-            guarded([f"PID {int(t['pid'])}", bat_str(t["image"])],
-                    [f'taskkill /PID {int(t["pid"])} /FI {bat_str("IMAGENAME eq " + image)} /T /F'])  # fmt: skip
-        elif a == "kill_scripts":
-            image = (t.get("image") or t.get("name") or "powershell.exe").rsplit("\\", 1)[-1]
-            guarded([f"PID {int(t['pid'])}"],
-                    [f'taskkill /PID {int(t["pid"])} /FI {bat_str("IMAGENAME eq " + image)} /T /F'])  # fmt: skip
+        elif a in ("kill_tree", "kill_scripts"):
+            # by PID *and* full image path in one WQL query, so a reused PID running something else is
+            # not matched; only the process itself (taskkill /T would take children by a parent PID
+            # that may have been reused): plan.ps1 kills the tree, checking creation times
+            image = t.get("image") or ""
+            if not image or "'" in image or path_refusal(image):
+                raise UnsafeValue("image path")
+            where = f"ProcessId={int(t['pid'])} and ExecutablePath='{_wql(image)}'"
+            guarded([f"PID {int(t['pid'])}", bat_str(image)], [f"wmic process where {bat_str(where)} call terminate"])
         elif a == "kill_process":
             path = t["path"]
             if "'" in path:
@@ -157,7 +204,7 @@ def _step_lines(s: Step, n: int) -> list[str]:
             guarded([bat_str(t["key"]), bat_str(t["value"])],
                     [f"reg delete {bat_str(t['key'])} /v {bat_str(t['value'])} /f"])  # fmt: skip
         elif a == "quarantine" and t.get("kind") == "directory":
-            guarded([bat_str(t["path"])], [f"rd {bat_str(t['path'])}"])
+            guarded([bat_path(t["path"], True)], [f"rd {bat_path(t['path'], True)}"])
             out.insert(1, f"rem {s.id}: rd without /s removes the folder only once the files above emptied it")
         elif a == "quarantine":
             path = t["path"]
@@ -169,7 +216,9 @@ def _step_lines(s: Step, n: int) -> list[str]:
             else:
                 if sha and ("'" in path or not re.fullmatch(r"[0-9a-fA-F]{64}", sha)):
                     raise UnsafeValue("quote in a for /f command")
-                src = bat_str(path)
+                src = bat_path(path)
+                if sha:
+                    child_str(path)  # the for /f command runs in a child cmd.exe that expands % again
                 out.append(f"echo [{s.id}] quarantine {src}")
                 out.append(f'if not "%EXECUTE%"=="1" goto :{label}')
                 out.append(f"if not exist {src} echo [{s.id}] not present")
@@ -196,7 +245,7 @@ def _step_lines(s: Step, n: int) -> list[str]:
         elif a == "remove_user":
             guarded([bat_str(t["name"])], [f"net user {bat_str(t['name'])} /active:no"])
         elif a == "disable_smb1":
-            out.append(f"echo [{s.id}] SMBv1: set DISABLE_SMB1=1 to disable the SMBv1 server")
+            out.append(f"echo [{s.id}] SMBv1: run with /disable-smb1 to disable the SMBv1 server")
             out.append(f'if not "%DISABLE_SMB1%"=="1" goto :{label}')
             guarded(["SMBv1 server"], ['reg add "HKLM\\SYSTEM\\CurrentControlSet\\Services\\LanmanServer\\Parameters" '
                                        "/v SMB1 /t REG_DWORD /d 0 /f"])  # fmt: skip
@@ -206,8 +255,11 @@ def _step_lines(s: Step, n: int) -> list[str]:
             out.append(f"echo [{s.id}] verify: waiting 30 s, then checking that nothing regrew")
             out.append(f'if not "%EXECUTE%"=="1" goto :{label}')
             out.append("ping -n 31 127.0.0.1 >nul")
-            for p in t.get("files", []) + t.get("directories", []):
-                if bat_ok(p):
+            for p in t.get("files", []):
+                if bat_ok(p) and not path_refusal(p):
+                    out.append(f"if exist {bat_str(p)} goto :unexpected")
+            for p in t.get("directories", []):
+                if bat_ok(p) and not path_refusal(p, directory=True):
                     out.append(f"if exist {bat_str(p)} goto :unexpected")
             for name in t.get("services", []):
                 if bat_ok(name):
@@ -232,7 +284,7 @@ def render(plan: Plan) -> str:
     if plan.conservative:
         lines += [
             "echo WARNING: VENDOR FORBIDS ANTIVIRUS ON THIS HOST - conservative plan, exact paths only.",
-            "echo Confirm each step with the vendor, then also set ACK_VENDOR=1.",
+            "echo Confirm each step with the vendor, then also pass /ack-vendor.",
             'if "%EXECUTE%"=="1" if not "%ACK_VENDOR%"=="1" goto :unexpected',
         ]
     for n, s in enumerate(plan.steps, 1):
@@ -245,14 +297,17 @@ def render_rollback(plan: Plan) -> str:
     lines = [
         "@echo off",
         "setlocal EnableExtensions DisableDelayedExpansion",
-        "rem wormhunt rollback (batch). Dry-run unless EXECUTE=1. WORKDIR must be the plan's work folder.",
-        'if not defined WORKDIR (echo set WORKDIR to the folder plan.bat used& exit /b 2)',
+        "rem wormhunt rollback (batch): rollback.bat WORKDIR [/execute]. WORKDIR is the folder plan.bat printed.",
+        'set "EXECUTE="',
+        'set "WORKDIR=%~1"',
+        'if /i "%~2"=="/execute" set "EXECUTE=1"',
+        'if not defined WORKDIR (echo usage: rollback.bat WORKDIR [/execute]& exit /b 2)',
         'set "Q=%WORKDIR%\\quarantine"',
     ]
     back = next((s for s in plan.steps if s.action == "backup"), None)
     for n, s in enumerate(plan.steps, 1):
         t = s.target
-        if s.action == "quarantine" and t.get("kind") == "file" and bat_ok(t["path"]):
+        if s.action == "quarantine" and t.get("kind") == "file" and bat_ok(t["path"]) and not path_refusal(t["path"]):
             src = f'"%Q%\\{n:04d}.quarantined"'
             lines.append(f"echo restore {bat_str(t['path'])}")
             lines.append(f'if "%EXECUTE%"=="1" if exist {src} copy /b /y {src} {bat_str(t["path"])}')

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from wormhunt.respond.plan import Plan, Step
+from wormhunt.respond.plan import Plan, Step, path_refusal
 
 _PS_QUOTES = "'\u2018\u2019\u201a\u201b"
 _NATIVE_BAD = re.compile('[\x00-\x1f\x7f"\u201c\u201d\u201e]')
@@ -43,7 +43,12 @@ def ps_str(value: Any) -> str:
 
 
 def native_ok(value: Any) -> bool:
-    return not _NATIVE_BAD.search(str(value))
+    """A value PowerShell 2.0 passes to a native program as exactly one argument: no double
+    quote or control character, and not whitespace together with a trailing backslash (PS 2
+    wraps it in quotes and the backslash then escapes the closing quote, shifting the
+    arguments that follow)."""
+    text = str(value)
+    return not _NATIVE_BAD.search(text) and not (re.search(r"\s", text) and text.endswith("\\"))
 
 
 PRELUDE = r"""param(
@@ -55,10 +60,29 @@ PRELUDE = r"""param(
 )
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version 2.0
-if (-not $WorkDir) { $WorkDir = Join-Path $env:SystemDrive ('wormhunt-' + (Get-Date -Format 'yyyyMMdd-HHmmss')) }
-New-Item -ItemType Directory -Path $WorkDir -Force | Out-Null
+if (-not $WorkDir) {
+    $WorkDir = Join-Path $env:SystemDrive ('wormhunt-' + (Get-Date -Format 'yyyyMMdd-HHmmss') + '-' +
+        [guid]::NewGuid().ToString('N').Substring(0, 12))
+}
+# The work folder holds the backups the rollback imports: only Administrators and SYSTEM may
+# write it (no inherited Authenticated Users Modify from C:\); an existing one must be a plain
+# folder owned by Administrators, SYSTEM or the current user, or nothing is done.
+$me = [System.Security.Principal.WindowsIdentity]::GetCurrent().User.Value
+if (Test-Path -LiteralPath $WorkDir) {
+    $wd = Get-Item -LiteralPath $WorkDir -Force
+    $owner = (Get-Acl -LiteralPath $WorkDir).GetOwner([System.Security.Principal.SecurityIdentifier]).Value
+    if (-not $wd.PSIsContainer -or ($wd.Attributes -band [System.IO.FileAttributes]::ReparsePoint) -or
+        (@('S-1-5-32-544', 'S-1-5-18', $me) -notcontains $owner)) {
+        Write-Host ('UNEXPECTED: work folder ' + $WorkDir + ' exists and is not ours (owner ' + $owner + '): stopping')
+        exit 2
+    }
+} else {
+    New-Item -ItemType Directory -Path $WorkDir | Out-Null
+}
+& icacls.exe $WorkDir /inheritance:r /grant:r '*S-1-5-32-544:(OI)(CI)F' '*S-1-5-18:(OI)(CI)F' | Out-Null
+if ($LASTEXITCODE -ne 0) { Write-Host ('UNEXPECTED: cannot restrict the ACL of ' + $WorkDir + ': stopping'); exit 2 }
 $Quarantine = Join-Path $WorkDir 'quarantine'
-New-Item -ItemType Directory -Path $Quarantine -Force | Out-Null
+if (-not (Test-Path -LiteralPath $Quarantine)) { New-Item -ItemType Directory -Path $Quarantine | Out-Null }
 $Manifest = Join-Path $Quarantine 'manifest.csv'
 Start-Transcript -Path (Join-Path $WorkDir 'transcript.log') -Append | Out-Null
 $script:Step = ''
@@ -150,18 +174,35 @@ function Delete-Svc([string]$name) {
     }
 }
 $Critical = @('csrss.exe', 'wininit.exe', 'lsass.exe', 'services.exe', 'smss.exe', 'winlogon.exe')
-function Kill-Tree([int]$procId, [string]$image) {
+function Born($p) { return [System.Management.ManagementDateTimeConverter]::ToDateTime([string]$p.CreationDate) }
+function Kill-Tree([int]$procId, [string]$image, [string]$created = '') {
     $p = @(Get-WmiObject -Class Win32_Process -Filter ('ProcessId=' + $procId))
     if ($p.Count -eq 0) { Say ('PID ' + $procId + ' is not running'); return }
     $path = [string]$p[0].ExecutablePath
     if ($image -and ($path -ne $image)) { Say ('PID ' + $procId + ' now runs ' + $path + ': not killed'); return }
+    $born = Born $p[0]
+    if ($created) {  # the evidence's creation time (UTC): another process under a reused PID is left alone
+        $want = [DateTime]::Parse($created, [Globalization.CultureInfo]::InvariantCulture,
+            [Globalization.DateTimeStyles]::AdjustToUniversal -bor [Globalization.DateTimeStyles]::AssumeUniversal)
+        if ([Math]::Abs(($born.ToUniversalTime() - $want).TotalSeconds) -gt 2) {
+            Say ('PID ' + $procId + ' was started at another time than the evidence shows (PID reused): not killed')
+            return
+        }
+    }
     $sys = Join-Path $env:SystemRoot 'System32'
     $inSys = (-not $path) -or $path.StartsWith($sys, [System.StringComparison]::OrdinalIgnoreCase)
     if (($Critical -contains ([string]$p[0].Name).ToLower()) -and $inSys) {
         Fail ('refusing to kill a critical process, PID ' + $procId)
     }
     foreach ($c in @(Get-WmiObject -Class Win32_Process -Filter ('ParentProcessId=' + $procId))) {
-        if ($c.ProcessId -ne $procId) { Kill-Tree ([int]$c.ProcessId) '' }
+        if ($c.ProcessId -eq $procId) { continue }
+        # a child is one only if it started at or after its parent: ParentProcessId is not updated
+        # when the parent exits, so an older process can name a reused PID as its parent
+        if ((Born $c) -lt $born) {
+            Say ('PID ' + $c.ProcessId + ' is older than PID ' + $procId + ': not killed')
+            continue
+        }
+        Kill-Tree ([int]$c.ProcessId) ''
     }
     Stop-Process -Id $procId -Force -ErrorAction SilentlyContinue
     Start-Sleep -Milliseconds 300
@@ -206,10 +247,30 @@ function Remove-WmiClass([string]$ns, [string]$cls) {
     $c = @(Get-WmiObject -Namespace $ns -List | Where-Object { $_.Name -eq $cls })
     foreach ($o in $c) { $o.Delete() }
 }
+function Test-Plain([string]$path) {
+    # the canonical path, with no junction, symbolic link or other reparse point on its way
+    $full = [System.IO.Path]::GetFullPath($path)
+    if ($full -ne $path) { Fail ('not a canonical path (.., trailing dot or space): ' + $path) }
+    $i = Get-Item -LiteralPath $full -Force
+    while ($i -ne $null) {
+        if ($i.Attributes -band [System.IO.FileAttributes]::ReparsePoint) {
+            Fail ('a junction or link is on the path: ' + $path)
+        }
+        if ($i.PSIsContainer) { $i = $i.Parent } else { $i = $i.Directory }
+    }
+    return $full
+}
+function In-SystemFolder([string]$full) {
+    foreach ($d in @('System32', 'SysWOW64', 'Sysnative')) {
+        $root = (Join-Path $env:SystemRoot $d) + '\'
+        if ($full.StartsWith($root, [System.StringComparison]::OrdinalIgnoreCase)) { return $true }
+    }
+    return $false
+}
 function Quarantine-File([string]$path, [string]$expected) {
     if (-not (Test-Path -LiteralPath $path -PathType Leaf)) { Say ('file not present: ' + $path); return }
-    $sys = Join-Path $env:SystemRoot 'System32'
-    if ($path.StartsWith($sys, [System.StringComparison]::OrdinalIgnoreCase)) {
+    $path = Test-Plain $path
+    if (In-SystemFolder $path) {
         # PowerShell 2.0 has only -FilePath, which reads wildcards: such a path is left to a human
         if ($path.IndexOfAny([char[]]'[]*?') -ge 0) { Fail ('cannot check the signature of ' + $path) }
         $sig = Get-AuthenticodeSignature -FilePath $path
@@ -227,13 +288,26 @@ function Quarantine-File([string]$path, [string]$expected) {
 }
 function Quarantine-Dir([string]$dir) {
     if (-not (Test-Path -LiteralPath $dir -PathType Container)) { Say ('folder not present: ' + $dir); return }
-    foreach ($f in @(Get-ChildItem -LiteralPath $dir -Force -Recurse | Where-Object { -not $_.PSIsContainer })) {
-        Quarantine-File $f.FullName ''
+    $dir = Test-Plain $dir
+    # walk it first, one level at a time (a recursive listing follows junctions on PowerShell 2),
+    # and stop at any reparse point before anything is taken
+    $queue = New-Object System.Collections.Queue
+    $queue.Enqueue($dir)
+    $files = New-Object System.Collections.ArrayList
+    $dirs = New-Object System.Collections.ArrayList
+    while ($queue.Count -gt 0) {
+        $d = [string]$queue.Dequeue()
+        [void]$dirs.Add($d)
+        foreach ($c in @(Get-ChildItem -LiteralPath $d -Force)) {
+            if ($c.Attributes -band [System.IO.FileAttributes]::ReparsePoint) {
+                Fail ('a junction or link inside the folder is not followed: ' + $c.FullName)
+            }
+            if ($c.PSIsContainer) { $queue.Enqueue($c.FullName) } else { [void]$files.Add($c.FullName) }
+        }
     }
-    $subs = @(Get-ChildItem -LiteralPath $dir -Force -Recurse | Where-Object { $_.PSIsContainer } |
-        Sort-Object { $_.FullName.Length } -Descending)
-    foreach ($d in $subs) { Remove-Item -LiteralPath $d.FullName -Force }
-    Remove-Item -LiteralPath $dir -Force
+    foreach ($f in $files) { Quarantine-File $f '' }
+    $dirs.Reverse()  # breadth first, reversed: every folder comes before its parent
+    foreach ($d in $dirs) { Remove-Item -LiteralPath $d -Force }
 }
 function Lock-Quarantine {
     $acl = @($Quarantine, '/inheritance:r', '/grant:r', '*S-1-5-32-544:(OI)(CI)F', '*S-1-5-18:(OI)(CI)F',
@@ -318,7 +392,8 @@ def _step_lines(plan: Plan, s: Step) -> list[str]:
     elif a == "kill_tree" and t.get("kind") == "service_host":
         act(f"kill the host process tree of service {t['name']}", f"Kill-ServiceHost {ps_str(t['name'])}")
     elif a == "kill_tree":
-        act(f"kill process tree PID {int(t['pid'])} ({t['image']})", f"Kill-Tree {int(t['pid'])} {ps_str(t['image'])}")
+        act(f"kill process tree PID {int(t['pid'])} ({t['image']})",
+            f"Kill-Tree {int(t['pid'])} {ps_str(t['image'])} {ps_str(t.get('created') or '')}")  # fmt: skip
     elif a == "kill_scripts":
         act(f"kill script PID {int(t['pid'])}", f"Kill-Script {int(t['pid'])} {ps_str(t['command_line'])}")
     elif a == "kill_process":
@@ -337,6 +412,9 @@ def _step_lines(plan: Plan, s: Step) -> list[str]:
             act(f"delete registry value {t['key']}\\{t['value']}",
                 f"if ((Native 'reg.exe' @('delete', {ps_str(t['key'])}, '/v', {ps_str(t['value'])}, '/f')) -ne 0) "
                 f"{{ Fail 'reg delete' }}")  # fmt: skip
+    elif a == "quarantine" and path_refusal(t.get("path"), directory=t.get("kind") == "directory"):
+        why = "not an absolute path without wildcards, .. or a trailing dot: by hand"
+        act(f"quarantine {s.id}", f"Fail {ps_str(why)}")
     elif a == "quarantine" and t.get("kind") == "directory":
         act(f"quarantine folder {t['path']}", f"Quarantine-Dir {ps_str(t['path'])}")
     elif a == "quarantine":
@@ -450,8 +528,20 @@ function Restore-Files {
     foreach ($line in [System.IO.File]::ReadAllLines($m)) {
         $parts = $line.Split("`t")
         if ($parts.Count -lt 3) { continue }
+        # only NNNN.quarantined sources, only to paths this plan quarantined (the manifest is a file
+        # in the work folder: it is not trusted to name a destination)
+        if ($parts[0] -notmatch '^\d{4}\.quarantined$') { Fail ('unexpected quarantine entry: ' + $parts[0]) }
         $src = Join-Path $q $parts[0]
-        $dest = $parts[2]
+        $dest = [System.IO.Path]::GetFullPath($parts[2])
+        $named = ($PlanFiles -contains $dest)
+        foreach ($d in $PlanDirs) {
+            if ($dest.StartsWith($d + '\', [System.StringComparison]::OrdinalIgnoreCase)) { $named = $true }
+        }
+        if (-not $named -or $dest -ne $parts[2]) { Fail ('not a path this plan quarantined: ' + $parts[2]) }
+        if ((Test-Path -LiteralPath $dest) -and
+            ((Get-Item -LiteralPath $dest -Force).Attributes -band [System.IO.FileAttributes]::ReparsePoint)) {
+            Fail ('the destination is a link: ' + $dest)
+        }
         $dir = Split-Path -Parent $dest
         if (-not (Test-Path -LiteralPath $dir)) { New-Item -ItemType Directory -Path $dir -Force | Out-Null }
         Copy-Item -LiteralPath $src -Destination $dest
@@ -468,6 +558,12 @@ def render_rollback(plan: Plan) -> str:
     exported XML (Import-Clixml), on purpose: re-creating a malicious subscription should be a
     deliberate act."""
     lines = ["# wormhunt rollback (PowerShell 2.0+). Dry-run unless -Execute.", ROLLBACK_PRELUDE]
+    quarantined = [s.target for s in plan.steps if s.action == "quarantine"]
+    files = [t["path"] for t in quarantined if t.get("kind") == "file" and not path_refusal(t.get("path"))]
+    dirs = [t["path"].rstrip("\\") for t in quarantined
+            if t.get("kind") == "directory" and not path_refusal(t.get("path"), directory=True)]  # fmt: skip
+    lines.append("$PlanFiles = @(" + ", ".join(ps_str(f) for f in files) + ")")
+    lines.append("$PlanDirs = @(" + ", ".join(ps_str(d) for d in dirs) + ")")
     back = next((s for s in plan.steps if s.action == "backup"), None)
     if back:
         lines.append("Act 'restore quarantined files' { Restore-Files }")
