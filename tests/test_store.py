@@ -216,3 +216,45 @@ def test_identical_output_from_two_hosts_is_evidence_for_both(tmp_path: Path) ->
         hosts = {r["host"] for r in case.query("SELECT DISTINCT host FROM sockets")}
     assert [e.status for e in first] == ["ingested", "ingested"] and hosts == {"HOSTA", "HOSTB"}
     assert [e.status for e in again] == ["duplicate", "duplicate"]
+
+
+def test_small_logs_in_a_batch_share_one_partition_and_big_ones_get_their_own(tmp_path: Path, monkeypatch) -> None:
+    import wormhunt.store as store_mod
+    from wormhunt.simulate import simulate
+
+    simulate(tmp_path / "ev", hosts=8, seed=2, days=1, lines=100, locale="en-US")
+    with Case(tmp_path / "shared") as case:
+        entries = ingest(case, [tmp_path / "ev" / "hosts"])
+        logs = [e for e in entries if e.format == "winlog-json"]
+        parts = case.partitions("events")[1:]  # after the empty schema file
+        assert len(logs) == 8 and len(parts) == 1
+        assert parts[0].name == f"e{min(e.evidence_id for e in logs):06d}.parquet"
+        assert case.count("events") == sum(e.records for e in logs) > 0
+        per_file = dict(case.con.execute("SELECT evidence_id, count(*) FROM events GROUP BY 1").fetchall())
+        assert per_file == {e.evidence_id: e.records for e in logs}
+    monkeypatch.setattr(store_mod, "BATCHED_BULK_ROWS", 10)
+    with Case(tmp_path / "own") as case:
+        entries = ingest(case, [tmp_path / "ev" / "hosts"])
+        logs = [e for e in entries if e.format == "winlog-json"]
+        assert len(case.partitions("events")) - 1 == len(logs)  # each log is over the limit
+        assert case.count("events") == sum(e.records for e in logs)
+
+
+def test_a_failed_batch_commit_leaves_no_partition(tmp_path: Path, monkeypatch) -> None:
+    from wormhunt.simulate import simulate
+
+    simulate(tmp_path / "ev", hosts=8, seed=2, days=1, lines=100, locale="en-US")
+    with Case(tmp_path / "case") as case:
+        real = case._insert_rows
+
+        def fail(kind, tables):  # the database refuses the batch after the partition was written
+            raise RuntimeError("disk full")
+
+        monkeypatch.setattr(case, "_insert_rows", fail)
+        with pytest.raises(RuntimeError, match="disk full"):
+            ingest(case, [tmp_path / "ev" / "hosts"])
+        monkeypatch.setattr(case, "_insert_rows", real)
+        assert list((tmp_path / "case" / "tables" / "events").glob("e*.parquet")) == [
+            tmp_path / "case" / "tables" / "events" / "e000000.parquet"
+        ]
+        assert case.count("evidence") == 0

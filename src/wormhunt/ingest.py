@@ -324,7 +324,7 @@ def _parse_and_store(
         entry.sha256 = entry.sha256 or _sha256(path)
         case.record(entry, quick_fp=quick)
         return entry
-    if sink.writers and alone:  # only Parquet partitions change what the bulk views list
+    if sink.writers:  # only Parquet partitions change what the bulk views list
         case.views_changed()
     case.append_manifest(entry)
     return entry

@@ -34,10 +34,13 @@ from wormhunt.sources.text import decode, decode_value
 # Files up to this size are copied into the case so reports can quote them later.
 COPY_LIMIT = 64 * 1024 * 1024
 ROW_BATCH = 50_000
-# Record kinds that can run to billions of rows: stored as Parquet partitions (one per
-# evidence file) under tables/<kind>/, read through a DuckDB view of the same name. Parquet
-# writes several times faster than DuckDB's own storage, and Spark or ClickHouse read it as is.
+# Record kinds that can run to billions of rows: stored as Parquet partitions (one per big
+# evidence file, one per batch of small ones) under tables/<kind>/, read through a DuckDB view
+# of the same name. Parquet writes several times faster than DuckDB's own storage, and Spark
+# or ClickHouse read it as is.
 BULK_KINDS = ("flows", "net_alerts", "events")
+# Above this many rows a file's bulk rows get a partition of their own even inside a batch.
+BATCHED_BULK_ROWS = 200_000
 GLOB_CHARS = frozenset("*?[]{}")
 # Bytes read at each end of a file for the quick fingerprint that spares hashing huge
 # files twice: only a fingerprint match triggers the full sha256 comparison.
@@ -205,8 +208,9 @@ class StoreSink(ArrowSink):
         self.evidence_id = evidence_id
         self.host = host
         self.upper_hosts = upper_hosts  # Windows host names: one spelling, so sources join
-        self.tables: dict[str, list[pa.Table]] = {}  # small kinds, stored on commit
+        self.tables: dict[str, list[pa.Table]] = {}  # small kinds (and batched bulk rows), stored on commit
         self.writers: dict[str, _PartitionWriter] = {}
+        self.batched = case._pending is not None  # in a batch: one transaction (and partition) for many files
         self.tap: Callable[[Any], None] | None = None
 
     def _insert(self, kind: Kind, table: pa.Table) -> None:
@@ -223,6 +227,14 @@ class StoreSink(ArrowSink):
         if self.upper_hosts:
             host = pc.utf8_upper(host)
         table = table.set_column(idx, "host", host)
+        if kind.name in BULK_KINDS and self.batched and kind.name not in self.writers:
+            # A small file's bulk rows join its batch's one partition (see `Case.flush`); a big
+            # one gets its own partition, written as it is parsed, like a streamed log.
+            held = self.tables.setdefault(kind.name, [])
+            held.append(table.cast(kind.arrow_schema))
+            if sum(t.num_rows for t in held) <= BATCHED_BULK_ROWS:
+                return
+            table = pa.concat_tables(self.tables.pop(kind.name))
         if kind.name in BULK_KINDS:
             writer = self.writers.get(kind.name)
             if writer is None:
@@ -421,7 +433,7 @@ class Case:
         """Partitions were committed: refresh the bulk views now, or when the batch commits
         (nothing reads them during an ingest, and listing every partition after every big
         log would cost the square of their number)."""
-        if self._views_deferred:
+        if self._views_deferred or self._pending is not None:
             self._views_stale = True
         else:
             self.refresh_views()
@@ -443,6 +455,10 @@ class Case:
             return
         if not (p.evidence or p.manifest):
             return
+        # The batch's bulk rows (events of many small logs) go to one Parquet partition per kind,
+        # named after the lowest evidence id in it: renamed into place before the commit, it is
+        # listed only if that evidence row committed, and dropped on reopen otherwise.
+        written: list[Path] = []
         self.con.execute("BEGIN TRANSACTION")
         try:
             if p.evidence:
@@ -453,17 +469,30 @@ class Case:
                 names = ["evidence_id", "line", "reason", "text"]
                 self._insert_arrow("skipped", pa.table(dict(zip(names, cols, strict=True))))
             for name, tables in p.tables.items():
-                self._insert_rows(name, tables)
+                if name in BULK_KINDS:
+                    written.append(self._write_partition(name, tables))
+                else:
+                    self._insert_rows(name, tables)
             self.con.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(duckdb.Error):
                 self.con.execute("ROLLBACK")
+            for path in written:
+                path.unlink(missing_ok=True)
             raise
         with open(self.manifest_path, "a", encoding="utf-8") as fh:
             fh.writelines(p.manifest)
         if p.partitions:
             self._views_stale = True  # refreshed when the batch ends
         p.evidence, p.skipped, p.tables, p.manifest, p.rows, p.partitions = [], [], {}, [], 0, False
+
+    def _write_partition(self, kind: str, tables: list[pa.Table]) -> Path:
+        table = pa.concat_tables(tables)
+        final = self.partition(kind, int(pc.min(table.column("evidence_id")).as_py()))
+        tmp = final.with_suffix(".tmp")
+        pq.write_table(table, tmp, compression="zstd", compression_level=1, row_group_size=256_000)
+        tmp.replace(final)
+        return final
 
     def _insert_arrow(self, table_name: str, table: pa.Table) -> None:
         self.con.register("_wh_batch", table)
@@ -484,6 +513,8 @@ class Case:
             return
         self._pending.tables.setdefault(kind, []).extend(tables)
         self._pending.rows += sum(t.num_rows for t in tables)
+        if kind in BULK_KINDS:
+            self._pending.partitions = True
 
     def _db_next_id(self) -> int:
         return int(self.con.execute("SELECT coalesce(max(evidence_id), 0) + 1 FROM evidence").fetchone()[0])
