@@ -77,11 +77,12 @@ def test_complete_bundle_and_resume_skip(tmp_path: Path) -> None:
     folder.mkdir()
     assert not remote.complete_bundle(folder)
     (folder / "manifest.json").write_text(
-        json.dumps({"host": "H", "commands": [{"command": "x", "exit_code": 0, "output": "x.txt"}]})
+        json.dumps({"host": "H", "commands": [{"command": "x", "exit_code": 0, "output": "x.txt"}],
+                    "remote": {"protocol": "ssh", "address": "192.0.2.1", "port": 22}})
     )
     assert not remote.complete_bundle(folder)  # an output is missing: collect again
     (folder / "x.txt").write_text("x")
-    assert remote.complete_bundle(folder)
+    assert remote.complete_bundle(folder) and remote.complete_bundle(folder, t)
     res = remote.sweep([t], remote.Credentials("u"), tmp_path, timeout=5)
     assert res[0].status == "skipped" and res[0].bundle == folder
 
@@ -468,3 +469,118 @@ def test_ssh_sweep_over_namespaces(lab: Lab, tmp_path: Path) -> None:
     _assert_no_secret(lab, lab.root / "sim")
     for log in lab.root.glob("sshd-*.log"):
         _assert_no_secret(lab, log.parent, log.read_text(errors="replace"))
+
+
+# -- security review: folder names, resume, CSV rows, output cap, abandoned attempts ------------------
+
+
+def test_target_and_host_folders_never_collide() -> None:
+    from wormhunt.respond import host_folder
+
+    keys = [remote.Target(h, 22, "ssh").key for h in ("A/B", "A_B", "web01", "WEB01", "::1", "__1")]
+    assert len({k.lower() for k in keys}) == len(keys), keys  # distinct even on a case-insensitive disk
+    folders = [host_folder(h) for h in ("A/B", "A_B", "WEB01", "web01", "fe80::1", "fe80__1")]
+    assert len({f.lower() for f in folders}) == len(folders), folders
+    assert remote.Target("10.0.0.5", 22, "ssh").key == "10.0.0.5_22" and host_folder("WEB01") == "WEB01"
+
+
+def test_resume_checks_names_and_address(tmp_path: Path) -> None:
+    t = remote.Target("127.0.0.1", _free_port(), "ssh")
+    folder = tmp_path / t.key
+    folder.mkdir()
+    (tmp_path / "outside.txt").write_text("x")
+    (folder / "x.txt").write_text("x")
+
+    def manifest(output: str, address: str = "127.0.0.1", port: int = t.port) -> None:
+        (folder / "manifest.json").write_text(json.dumps(
+            {"host": "H", "commands": [{"command": "x", "exit_code": 0, "output": output}],
+             "remote": {"protocol": "ssh", "address": address, "port": port}}))  # fmt: skip
+
+    for bad in ("../outside.txt", str(tmp_path / "outside.txt"), ".", "sub/x.txt"):
+        manifest(bad)
+        assert not remote.complete_bundle(folder, t), bad
+    manifest("x.txt", address="192.0.2.9")  # another host's bundle copied here
+    assert not remote.complete_bundle(folder, t)
+    res = remote.sweep([t], remote.Credentials("u"), tmp_path, timeout=3, retries=0)
+    assert res[0].status == "unreachable"  # collected again (refused on loopback), not skipped
+    manifest("x.txt")
+    assert remote.complete_bundle(folder, t)
+
+
+def test_linux_rows_cannot_be_forged() -> None:
+    import asyncio
+
+    from wormhunt.sources import wmic
+    from wormhunt.sources.base import MemorySink
+
+    evil_args = 'sh -c x,"y"\r\nEVIL,forged row,,/bin/evil,evil,1,666'
+    ps = (f"  100     1 Mon Jan  1 10:00:00 2024 sh {evil_args}\n"
+          "  101   100 Mon Jan  1 10:00:01 2024 sleep sleep 5\n").encode()  # fmt: skip
+    exe = b"100\t/tmp/a,b\"c\n101\t/bin/sleep\n"
+
+    async def run(cmd: str) -> tuple[bytes, int]:
+        if cmd == remote._LINUX_PS:
+            return ps, 0
+        if cmd == remote._LINUX_EXE:
+            return exe, 0
+        return b"", 0
+
+    files, _ = asyncio.run(remote._linux_bundle(run, 'evil,host"\r\nX'))
+    sink = MemorySink()
+    wmic.parse(files["wmic-process.csv"].decode(), sink)
+    rows = sink.of("processes")
+    assert sorted(r["pid"] for r in rows) == [100, 101] and sink.skipped == 0
+    assert {r["host"] for r in rows} == {"evilhostX"}
+    assert "666" not in {str(r["pid"]) for r in rows}
+
+
+def test_remote_output_is_capped() -> None:
+    import asyncio
+
+    class Stream:
+        def __init__(self) -> None:
+            self.given = 0
+
+        async def read(self, n: int) -> bytes:
+            self.given += n
+            return b"x" * n  # endless output
+
+    class Proc:
+        def __init__(self) -> None:
+            self.stdout = Stream()
+            self.exit_status = None
+            self.closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+        async def wait_closed(self) -> None:
+            raise AssertionError("waited for an endless command")
+
+    class Conn:
+        proc = Proc()
+
+        async def create_process(self, cmd: str, **kw: object) -> Proc:
+            assert kw.get("encoding") is None
+            return self.proc
+
+    conn = Conn()
+    data, code, cut = asyncio.run(remote.read_capped(conn, "yes", limit=1_000_000))
+    assert cut and len(data) == 1_000_000 and conn.proc.closed and code == -1
+    assert conn.proc.stdout.given <= 1_000_000 + (1 << 16)
+    assert remote.MAX_OUTPUT == 256 * 1024 * 1024
+
+
+def test_an_abandoned_attempt_writes_nothing(tmp_path: Path) -> None:
+    import threading
+
+    folder = tmp_path / "h_22"
+    done = threading.Event()
+    done.set()
+    with pytest.raises(Exception, match="abandoned"):
+        remote._write_bundle(folder, {"host": "h", "commands": []}, {"a.txt": b"late"}, done)
+    assert not folder.exists() and not list(tmp_path.iterdir())  # no bundle, no leftover part folder
+    # two attempts never share a part folder
+    remote._write_bundle(folder, {"host": "h", "commands": []}, {"a.txt": b"1"})
+    remote._write_bundle(folder, {"host": "h", "commands": []}, {"a.txt": b"2"})
+    assert (folder / "a.txt").read_bytes() == b"2" and [p.name for p in tmp_path.iterdir()] == ["h_22"]

@@ -18,7 +18,13 @@ Which OS an SSH host runs is probed with `uname -s` (cmd.exe does not know it).
 Every host has one time budget (`timeout`, seconds) shared by its attempts; connection failures
 that may be transient (refused, reset, no route) are retried with exponential backoff inside that
 budget, authentication and host key failures are not. A host whose folder already holds a complete
-bundle is skipped (resume). Bundles are written to `<folder>.part` and renamed when complete.
+bundle is skipped (resume) only if its manifest names this target's address and port and its
+outputs are plain file names. Bundles are written to a `<folder>.part-<random>` folder of their
+own per attempt and renamed when complete; an attempt abandoned after its budget (a WinRM thread
+cannot be stopped) discards its folder instead of renaming it. Remote output is read in chunks
+with a cap per command (`MAX_OUTPUT`, SSH): beyond it the command is stopped and the manifest marks
+its output `truncated`. The folder name of a target gets a short hash of the address when
+sanitising changed it (IPv6, `/`) or it has upper-case letters, so two targets never share one.
 
 Credentials (environment, keyring, prompt) are never logged, printed or written: every message
 that leaves this module goes through `Credentials.scrub`.
@@ -30,12 +36,15 @@ import asyncio
 import contextlib
 import errno
 import getpass
+import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -53,6 +62,8 @@ ENV_PASSPHRASE = "WORMHUNT_SSH_KEY_PASSPHRASE"
 ENV_KNOWN_HOSTS = "WORMHUNT_SSH_KNOWN_HOSTS"
 KEYRING_SERVICE = "wormhunt"
 COMMAND_TIMEOUT = 300  # one command on the host, inside the host budget anyway
+MAX_OUTPUT = 256 * 1024 * 1024  # bytes kept of one command's output (SSH); the rest is cut, marked truncated
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,200}")
 
 
 # --------------------------------------------------------------------------- targets
@@ -66,8 +77,13 @@ class Target:
 
     @property
     def key(self) -> str:
-        """Folder name of this target's bundle (file-system safe)."""
-        return re.sub(r"[^A-Za-z0-9._-]", "_", f"{self.host}_{self.port}")
+        """Folder name of this target's bundle (file-system safe, one per target: a short hash of
+        the address is appended when sanitising changed it or it has upper-case letters)."""
+        raw = f"{self.host}_{self.port}"
+        key = re.sub(r"[^A-Za-z0-9._-]", "_", raw).strip(".")
+        if key != raw or raw != raw.lower():
+            key += "-" + hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        return key
 
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
@@ -182,29 +198,58 @@ class Result:
         return {"host": str(self.target), "reason": self.reason}
 
 
-def complete_bundle(folder: Path) -> bool:
-    """A bundle whose manifest parses and whose listed outputs all exist."""
+def complete_bundle(folder: Path, target: Target | None = None) -> bool:
+    """A bundle whose manifest parses, whose listed outputs are plain file names that all exist
+    in the folder, and (with `target`) whose manifest names that target's address and port."""
     try:
         doc = json.loads((folder / "manifest.json").read_text(encoding="utf-8-sig"))
     except (OSError, ValueError):
         return False
-    cmds = doc.get("commands") if isinstance(doc, dict) else None
+    if not isinstance(doc, dict):
+        return False
+    cmds = doc.get("commands")
+    if target is not None:
+        rem = doc.get("remote")
+        if not (isinstance(rem, dict) and rem.get("address") == target.host and rem.get("port") == target.port):
+            return False
     return bool(doc.get("host") and isinstance(cmds, list) and cmds) and all(
-        isinstance(c, dict) and (folder / str(c.get("output", ""))).is_file() for c in cmds
-    )
+        isinstance(c, dict) and isinstance(c.get("output"), str) and _PLAIN_NAME.fullmatch(c["output"]) is not None
+        and (folder / c["output"]).is_file() and not (folder / c["output"]).is_symlink()
+        for c in cmds
+    )  # fmt: skip
 
 
-def _write_bundle(folder: Path, manifest: dict[str, Any], files: dict[str, bytes]) -> Path:
-    part = folder.with_name(folder.name + ".part")
-    shutil.rmtree(part, ignore_errors=True)
+class _Abandoned(Exception):
+    pass
+
+
+def _write_bundle(folder: Path, manifest: dict[str, Any], files: dict[str, bytes],
+                  abandoned: threading.Event | None = None) -> Path:  # fmt: skip
+    """Write into a `.part-<random>` folder of this attempt, then rename it over `folder`, unless
+    the attempt was `abandoned` meanwhile (its folder is then removed)."""
+    part = folder.with_name(f"{folder.name}.part-{secrets.token_hex(6)}")
     part.mkdir(parents=True)
-    for name, data in files.items():
-        (part / name).write_bytes(data)
-    (part / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
-    if folder.exists():
-        shutil.rmtree(folder)
-    part.rename(folder)
+    try:
+        for name, data in files.items():
+            if not _PLAIN_NAME.fullmatch(name):
+                raise ValueError(f"not a plain output name: {name!r}")
+            (part / name).write_bytes(data)
+        (part / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+        if abandoned is not None and abandoned.is_set():
+            raise _Abandoned("the attempt was abandoned after its time budget")
+        if folder.exists():
+            shutil.rmtree(folder)
+        part.rename(folder)
+    except BaseException:
+        shutil.rmtree(part, ignore_errors=True)
+        raise
     return folder
+
+
+def _safe_host(name: str, fallback: str) -> str:
+    """A host name read from the remote host, reduced to letters, digits, `-` and `_` (it goes into
+    CSV rows and the manifest: no separator, quote or line break)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "", name)[:63] or re.sub(r"[^A-Za-z0-9_.:-]", "_", fallback)[:63]
 
 
 def _manifest(host: str, target: Target, started: datetime, name: str, commands: list[dict[str, Any]]) -> dict:
@@ -337,15 +382,18 @@ async def _ssh_collect(
                 if not isinstance(k, str):
                     _remember_key(known, target, k)
 
+            truncated: set[str] = set()
+
             async def run(cmd: str) -> tuple[bytes, int]:
-                r = await conn.run(cmd, encoding=None, check=False, timeout=COMMAND_TIMEOUT)
-                out_b = r.stdout if isinstance(r.stdout, bytes) else (r.stdout or "").encode()
-                return out_b, (r.exit_status if r.exit_status is not None else -1)
+                out_b, code, cut = await read_capped(conn, cmd)
+                if cut:
+                    truncated.add(cmd)
+                return out_b, code
 
             uname, rc = await run("uname -s")
             kind = "linux" if rc == 0 and uname.strip() and b"windows" not in uname.lower() else "windows"
             name_b, _ = await run("hostname")
-            host = name_b.decode("utf-8", "replace").strip().split(".")[0] or target.host
+            host = _safe_host(name_b.decode("utf-8", "replace").strip().split(".")[0], target.host)
             if kind == "windows":
                 files: dict[str, bytes] = {}
                 commands = []
@@ -353,10 +401,14 @@ async def _ssh_collect(
                     data, code = await run(f"cmd /c {c.cmd}")
                     files[c.output] = data
                     commands.append({"command": c.cmd, "exit_code": code, "output": c.output})
+                    if f"cmd /c {c.cmd}" in truncated:
+                        commands[-1]["truncated"] = True
                 manifest = _manifest(host, target, started, "wormhunt sweep (ssh, windows)", commands)
             else:
                 files, commands = await _linux_bundle(run, host)
                 manifest = _manifest(host, target, started, "wormhunt sweep (ssh, linux)", commands)
+                if truncated:
+                    manifest["truncated"] = sorted(truncated)
     except asyncssh.HostKeyNotVerifiable as exc:
         if "changed" in learned:
             raise _Unreachable("host key changed (known_hosts has another key)", False) from None
@@ -365,8 +417,45 @@ async def _ssh_collect(
     return Result(target, "collected", bundle, os=kind)
 
 
+async def read_capped(conn: Any, cmd: str, limit: int | None = None) -> tuple[bytes, int, bool]:
+    """stdout of `cmd` read in chunks, at most `limit` bytes (MAX_OUTPUT); beyond it the command is
+    stopped and the output marked truncated. stderr is discarded (never buffered)."""
+    import asyncssh
+
+    limit = MAX_OUTPUT if limit is None else limit
+    proc = await conn.create_process(cmd, encoding=None, stderr=asyncssh.DEVNULL)
+    buf = bytearray()
+    cut = False
+    try:
+        async with asyncio.timeout(COMMAND_TIMEOUT):
+            while True:
+                chunk = await proc.stdout.read(1 << 16)
+                if not chunk:
+                    break
+                if len(buf) + len(chunk) > limit:
+                    buf += chunk[: limit - len(buf)]
+                    cut = True
+                    break
+                buf += chunk
+            if not cut:
+                await proc.wait_closed()
+    finally:
+        if cut or proc.exit_status is None:
+            proc.close()
+    code = proc.exit_status if proc.exit_status is not None else -1
+    return bytes(buf), code, cut
+
+
+def _field(value: str) -> str:
+    """A field of the wmic CSV layout (which the wmic parser reads unquoted, like wmic writes it):
+    no comma, no quote, no control character."""
+    return re.sub(r'[\x00-\x1f\x7f,"]', " ", value)
+
+
 async def _linux_bundle(run: Callable[[str], Any], host: str) -> tuple[dict[str, bytes], list[dict[str, Any]]]:
     from wormhunt.collect import live
+
+    host = _safe_host(host, "host")
 
     ps_out, ps_rc = await run(_LINUX_PS)
     exe_out, exe_rc = await run(_LINUX_EXE)
@@ -382,16 +471,20 @@ async def _linux_bundle(run: Callable[[str], Any], host: str) -> tuple[dict[str,
         if len(parts) < 3 or not parts[0].isdigit():
             continue
         pid, ppid, rest = parts
+        if not ppid.isdigit():
+            continue
         lstart, comm_args = rest[:24], rest[24:].strip()
         comm, _, args = comm_args.partition(" ")
         try:
             created = live._cim(datetime.strptime(" ".join(lstart.split()), "%a %b %d %H:%M:%S %Y").timestamp())
         except ValueError:
             created = ""
-        args = args.strip().replace("\r", " ").replace("\n", " ")
+        # the command line is the layout's one free column (the parser re-joins its commas); every
+        # other field loses commas, and every field loses control characters, so no row is forged
+        args = re.sub(r"[\x00-\x1f\x7f]", " ", args.strip())
         exe = exes.get(pid, "")
         name = exe.rsplit("/", 1)[-1] if exe else comm  # ps truncates comm to 15 characters
-        rows.append(",".join([host, args, created, exe.replace(",", " "), name.replace(",", " "), ppid, pid]))
+        rows.append(",".join([host, args, created, _field(exe), _field(name), ppid, pid]))
     header = "Node,CommandLine,CreationDate,ExecutablePath,Name,ParentProcessId,ProcessId"
     procs = "\r\n" + "\r\n".join([header, *rows]) + "\r\n"
     images = sorted(set(exes.values()))
@@ -472,21 +565,24 @@ def winrm_client(target: Target, creds: Credentials, auth: str = "negotiate", ss
                   cert_validation=True, reconnection_retries=0)  # fmt: skip
 
 
-def _winrm_collect_sync(target: Target, creds: Credentials, out: Path, auth: str, timeout: float) -> Result:
+def _winrm_collect_sync(target: Target, creds: Credentials, out: Path, auth: str, timeout: float,
+                        abandoned: threading.Event | None = None) -> Result:  # fmt: skip
     started = datetime.now().astimezone()
     client = winrm_client(target, creds, auth, timeout=timeout)
     try:
         name, _, _ = client.execute_cmd("hostname")
     except Exception as exc:  # requests/pypsrp/spnego errors: map to a reason
         raise _winrm_error(exc, creds) from None
-    host = name.strip() or target.host
+    host = _safe_host(name.strip(), target.host)
     files, commands = {}, []
     for c in COMMANDS:
+        if abandoned is not None and abandoned.is_set():
+            raise _Abandoned("the attempt was abandoned after its time budget")
         text, _err, code = client.execute_cmd(f"cmd /c {c.cmd}", encoding="437")
         files[c.output] = text.encode("437")  # cp437 maps every byte: this gives back the bytes sent
         commands.append({"command": c.cmd, "exit_code": code, "output": c.output})
     manifest = _manifest(host, target, started, "wormhunt sweep (winrm)", commands)
-    return Result(target, "collected", _write_bundle(out / target.key, manifest, files), os="windows")
+    return Result(target, "collected", _write_bundle(out / target.key, manifest, files, abandoned), os="windows")
 
 
 def _winrm_error(exc: BaseException, creds: Credentials) -> _Unreachable:
@@ -546,7 +642,7 @@ async def _one(
     winrm_auth: str,
 ) -> Result:
     folder = out / target.key
-    if complete_bundle(folder):
+    if complete_bundle(folder, target):
         return Result(target, "skipped", folder)
     start = time.monotonic()
     deadline = start + timeout
@@ -557,17 +653,20 @@ async def _one(
         if left <= 0:
             reason = "timeout"
             break
+        abandoned = threading.Event()  # set when this attempt is given up: its thread then writes nothing
         try:
             if target.protocol == "ssh":
                 coro = _ssh_collect(target, creds, out, known, accept_new, left)
             else:
-                coro = _in_daemon_thread(_winrm_collect_sync, target, creds, out, winrm_auth, left)
+                coro = _in_daemon_thread(_winrm_collect_sync, target, creds, out, winrm_auth, left, abandoned)
             res = await asyncio.wait_for(coro, left)
             res.attempts, res.seconds = attempts, time.monotonic() - start
             return res
         except asyncio.CancelledError:
+            abandoned.set()
             raise
         except BaseException as exc:  # every failure becomes a reason
+            abandoned.set()
             reason, retry = _reason(exc, creds)
         if not retry or attempts > retries:
             break
@@ -575,7 +674,6 @@ async def _one(
         if time.monotonic() + backoff >= deadline:
             break
         await asyncio.sleep(backoff)
-    shutil.rmtree(folder.with_name(folder.name + ".part"), ignore_errors=True)
     return Result(target, "unreachable", reason=creds.scrub(reason), attempts=attempts,
                   seconds=time.monotonic() - start)  # fmt: skip
 

@@ -3,6 +3,7 @@ their rollbacks (`render_ps1`, `render_bat`), and a local executor (`execute`)."
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -14,9 +15,14 @@ __all__ = ["Plan", "build_plans", "host_folder", "plan_case", "write_plan"]
 
 
 def host_folder(host: str) -> str:
-    """A folder name for a host name read from evidence (no separators, no `..`)."""
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", host).strip(".") or "host"
-    return name[:100]
+    """A folder name for a host name read from evidence (no separators, no `..`). When
+    sanitising changed the name (or it differs from its upper-case form, which a
+    case-insensitive file system would merge), a short hash of the original is appended, so
+    `A/B`, `A_B`, `a` and `A` never share a folder."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", host).strip(".")[:100] or "host"
+    if name != host or host != host.upper():
+        name += "-" + hashlib.sha256(host.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return name
 
 
 def write_plan(plan: Plan, folder: Path) -> dict[str, Path]:
