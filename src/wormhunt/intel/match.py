@@ -241,6 +241,7 @@ class Matcher:
         # Per group, one regex made of all its patterns: most observations match none, and one
         # search rejects them where trying each indicator in turn would cost dozens.
         self.prefilter: dict[str, re.Pattern[str] | None] = {}
+        self._seen: dict[tuple[str, str], tuple[Indicator, ...]] = {}
         self.normalized: dict[str, bool] = {}
         for ind in self.indicators:
             if ind.type not in GROUPS:
@@ -267,24 +268,32 @@ class Matcher:
 
     def hits(self, obs: list[Observation]) -> Iterator[tuple[Indicator, Observation]]:
         for o in obs:
-            yield from ((ind, o) for ind in self.exact.get((o.group, self._key(o.group, o.value)), ()))
-            if o.group == "path" and self.folders:
-                folder = o.value
-                while "\\" in folder:
-                    folder = folder.rsplit("\\", 1)[0]
-                    yield from ((ind, o) for ind in self.folders.get(folder, ()))
-            inds = self.patterns.get(o.group)
-            if not inds:
-                continue
-            pre = self.prefilter[o.group]
-            if pre is not None and not pre.search(normalize_path(o.value) if self.normalized[o.group] else o.value):
-                continue
-            for ind in inds:
-                if ind.type in CONTAINS and ind.match == "exact":
-                    if ind.value.casefold() in o.value.casefold():
-                        yield ind, o
-                elif ind.matches(o.value):
-                    yield ind, o
+            key = (o.group, o.value)
+            found = self._seen.get(key)
+            if found is None:  # a fleet repeats its values host after host: match each once
+                found = self._seen[key] = tuple(self._match(o.group, o.value))
+            for ind in found:
+                yield ind, o
+
+    def _match(self, group: str, value: str) -> Iterator[Indicator]:
+        yield from self.exact.get((group, self._key(group, value)), ())
+        if group == "path" and self.folders:
+            folder = value
+            while "\\" in folder:
+                folder = folder.rsplit("\\", 1)[0]
+                yield from self.folders.get(folder, ())
+        inds = self.patterns.get(group)
+        if not inds:
+            return
+        pre = self.prefilter[group]
+        if pre is not None and not pre.search(normalize_path(value) if self.normalized[group] else value):
+            return
+        for ind in inds:
+            if ind.type in CONTAINS and ind.match == "exact":
+                if ind.value.casefold() in value.casefold():
+                    yield ind
+            elif ind.matches(value):
+                yield ind
 
     def match_host(self, obs: list[Observation]) -> list[FamilyMatch]:
         """Families with at least one matched indicator, most confident first."""
