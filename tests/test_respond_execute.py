@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
@@ -362,3 +363,18 @@ def test_work_folder_writable_by_others_is_refused(tmp_path: Path) -> None:
     work.chmod(0o777)
     report = run_plan(plan, work, execute=True, verify_seconds=0)
     assert not report.ok and (kit / "a.bin").exists()
+
+
+def test_a_pid_started_at_another_time_is_not_killed(infected: dict) -> None:
+    """The plan records the process's start time: the same PID and image started later is not it."""
+    from wormhunt.respond.execute import run_plan
+
+    plan = make_plan(infected)
+    plan.steps = [plan.steps[0], plan.steps[1], plan.steps[5]]
+    plan.steps[1].target["created"] = "2001-01-01T00:00:00Z"
+    report = run_plan(plan, infected["tmp"] / "w", execute=True, verify_seconds=0)
+    assert report.outcomes[1].status == "skipped" and alive(infected["watchdog"].pid)
+    born = datetime.fromtimestamp(psutil.Process(infected["watchdog"].pid).create_time(), UTC)
+    plan.steps[1].target["created"] = born.strftime("%Y-%m-%dT%H:%M:%SZ")
+    report = run_plan(plan, infected["tmp"] / "w2", execute=True, verify_seconds=0)
+    assert report.outcomes[1].status == "done" and not alive(infected["watchdog"].pid)

@@ -318,7 +318,7 @@ def test_kill_checks_path_and_creation_time() -> None:
     assert "Kill-Tree 4242 'C:\\Windows\\Fonts\\svchost.exe' '2026-01-02T03:04:05Z'" in ps1
     fn = ps1[ps1.index("function Kill-Tree") :]
     fn = fn[: fn.index("\n}\n")]
-    assert "(Born $c) -lt $born" in fn and "$created" in fn  # children only if not older than the parent
+    assert "($cb -lt $born)" in fn and "$created" in fn  # children only if not older than the parent
 
 
 def test_ps1_quarantine_dir_skips_reparse_points_and_canonicalises() -> None:

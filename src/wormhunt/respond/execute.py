@@ -130,6 +130,13 @@ def _matches(proc: psutil.Process, target: dict[str, Any]) -> bool:
         return False
     if target.get("image") and not _same_path(exe, target["image"]):
         return False
+    if target.get("created"):  # the evidence's start time (UTC): a reused PID was started at another time
+        try:
+            want = datetime.strptime(str(target["created"]), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+            if abs(proc.create_time() - want) > 2:
+                return False
+        except (ValueError, psutil.Error):
+            return False
     return not (target.get("command_line") and target["command_line"] not in cmd)
 
 

@@ -174,13 +174,18 @@ function Delete-Svc([string]$name) {
     }
 }
 $Critical = @('csrss.exe', 'wininit.exe', 'lsass.exe', 'services.exe', 'smss.exe', 'winlogon.exe')
-function Born($p) { return [System.Management.ManagementDateTimeConverter]::ToDateTime([string]$p.CreationDate) }
+function Born($p) {
+    # $null when Windows does not say (then the process is not taken as a child, nor checked as one)
+    $conv = [System.Management.ManagementDateTimeConverter]
+    try { return $conv::ToDateTime([string]$p.CreationDate) } catch { return $null }
+}
 function Kill-Tree([int]$procId, [string]$image, [string]$created = '') {
     $p = @(Get-WmiObject -Class Win32_Process -Filter ('ProcessId=' + $procId))
     if ($p.Count -eq 0) { Say ('PID ' + $procId + ' is not running'); return }
     $path = [string]$p[0].ExecutablePath
     if ($image -and ($path -ne $image)) { Say ('PID ' + $procId + ' now runs ' + $path + ': not killed'); return }
     $born = Born $p[0]
+    if ($created -and ($born -eq $null)) { Say ('PID ' + $procId + ': start time unknown, not killed'); return }
     if ($created) {  # the evidence's creation time (UTC): another process under a reused PID is left alone
         $want = [DateTime]::Parse($created, [Globalization.CultureInfo]::InvariantCulture,
             [Globalization.DateTimeStyles]::AdjustToUniversal -bor [Globalization.DateTimeStyles]::AssumeUniversal)
@@ -198,8 +203,9 @@ function Kill-Tree([int]$procId, [string]$image, [string]$created = '') {
         if ($c.ProcessId -eq $procId) { continue }
         # a child is one only if it started at or after its parent: ParentProcessId is not updated
         # when the parent exits, so an older process can name a reused PID as its parent
-        if ((Born $c) -lt $born) {
-            Say ('PID ' + $c.ProcessId + ' is older than PID ' + $procId + ': not killed')
+        $cb = Born $c
+        if (($born -eq $null) -or ($cb -eq $null) -or ($cb -lt $born)) {
+            Say ('PID ' + $c.ProcessId + ' is not known to be younger than PID ' + $procId + ': not killed')
             continue
         }
         Kill-Tree ([int]$c.ProcessId) ''
