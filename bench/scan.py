@@ -194,7 +194,7 @@ def main() -> None:
         print(title)
         base_s, base_total, base_hits = min(baseline(files, rule_paths) for _ in range(args.repeat))
         line("(c) baseline yara-python, 1 thread", base_s, base_total, len(files), f"files matched {base_hits}")
-        for executor in ("process", "thread"):
+        for executor in ("auto", "process", "thread"):
             runs = [run_wormhunt(folder, rule_dirs, project, executor, args.workers) for _ in range(args.repeat)]
             s, total, n, hits, cs = min(runs)
             line(

@@ -10,7 +10,8 @@ few project rules threads were a little faster (401 against 351 MiB/s). The reas
 Python scan() holds the GIL (two threads scanning take twice as long as one), while hashlib
 and the numba ssdeep release it. So threads only keep up while YARA is a small share of the
 work; real rule sets (signature-base: thousands of rules) make it the largest share, and
-processes scale with the cores. `executor="thread"` stays available; tiny inputs run in-process.
+processes scale with the cores. The default, `executor="auto"`, follows that: threads for the
+project's own few rules, processes once user rule folders are given; tiny inputs run in-process.
 """
 
 from __future__ import annotations
@@ -170,7 +171,7 @@ def identify(
     ssdeep_max: int = SSDEEP_MAX,
     use_clamav: bool = True,
     project_rules: bool = True,
-    executor: str = "process",
+    executor: str = "auto",
     on_file: Callable[[FileResult], None] | None = None,
     compiled: CompiledRules | None = None,
 ) -> IdentifyResult:
@@ -181,6 +182,8 @@ def identify(
     entries = list(walk([Path(p) for p in inputs], max_size))
     todo = [e for e in entries if not e.skipped]
     workers = max(1, workers or os.cpu_count() or 1)
+    if executor == "auto":  # see the module docstring: YARA's share of the work decides
+        executor = "process" if compiled.counts.get("user", 0) else "thread"
 
     results: list[FileResult] = []
     if workers == 1 or len(todo) < 2 * workers or executor == "serial":
