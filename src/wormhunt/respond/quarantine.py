@@ -46,17 +46,7 @@ class Entry:
 
 def sha256_file(path: Path) -> str:
     """sha256 of a regular file, opened without following a symbolic link."""
-    fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ValueError(f"{path} is not a regular file")
-        h = hashlib.sha256()
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            for chunk in iter(lambda: f.read(CHUNK), b""):
-                h.update(chunk)
-        return h.hexdigest()
-    finally:
-        os.close(fd)
+    return _sha256_at(None, path)
 
 
 def _entry_sha256(z: pyzipper.AESZipFile, name: str) -> str:
@@ -223,7 +213,9 @@ def _restore_one(z: pyzipper.AESZipFile, e: Entry, target: Path, dfd: int, overw
         raise ValueError(f"{target}: restored bytes differ from the quarantine")
 
 
-def _sha256_at(dfd: int, name: str) -> str:
+def _sha256_at(dfd: int | None, name: str | Path) -> str:
+    """sha256 of a regular file `name` (relative to the folder handle `dfd`, if given), never
+    through a symbolic link."""
     fd = os.open(name, os.O_RDONLY | _NOFOLLOW, dir_fd=dfd)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
