@@ -81,6 +81,9 @@ POOL_MIN_FILES = 200
 POOL_MAX_BYTES = 8 * 1024 * 1024
 POOL_BATCH = 16  # files a worker task parses
 POOL_WINDOW = 8  # tasks in flight per ingest
+# A streamed log (pcap, EVTX, firewall export) up to this size joins the batch's transaction
+# and partition; a bigger one gets its own (thousands of small EVTX files cost a transaction each).
+BATCHED_STREAM_BYTES = 16 * 1024 * 1024
 POOL_RESTARTS = 4  # fresh pools after breakages, before this process parses the rest itself
 _worker_memo = Memo()
 
@@ -268,7 +271,7 @@ def ingest_one(case: Case, item: Input, parsed: Parsed | str | None = None) -> M
         entry.sha256 = digest or _sha256(path)
         case.record(entry, quick_fp=quick)
         return entry
-    if fmt.parse_file is not None:
+    if fmt.parse_file is not None and size > BATCHED_STREAM_BYTES:
         with case.unbatched():  # a big log: its own transaction, its rows streamed to disk
             return _parse_and_store(case, item, entry, quick)
     if isinstance(parsed, str):
