@@ -49,3 +49,17 @@ def test_infected_hosts_show_their_persistence_and_clean_hosts_stay_clean(
     empty = [Path(e["path"]).name for e in manifest if e["status"] == "empty"]
     assert set(empty) <= {"dir_appdiagnostics.txt", "portproxy.txt"}
     assert all(e["host"] for e in manifest if "/hosts/" in e["path"])
+
+
+def test_hosts_commands_that_printed_nothing_are_counted_not_listed_as_problems(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from wormhunt.cli import app
+
+    simulate(tmp_path / "ev", hosts=8, seed=3, days=1, lines=100, locale="en-US")
+    (tmp_path / "ev" / "hosts" / "stray.log").write_bytes(b"")  # empty and nobody's: still a problem
+    res = CliRunner().invoke(app, ["triage", str(tmp_path / "ev" / "hosts"), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["evidence"]["empty"] >= 8  # clean hosts' File Not Found listings and empty portproxy output
+    assert [Path(p["path"]).name for p in doc["evidence"]["problems"]] == ["stray.log"]

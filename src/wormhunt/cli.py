@@ -119,6 +119,8 @@ def _report_file(err: Console, e: dict[str, Any], lang: str) -> None:
 
     if e["status"] in ("ingested", "duplicate") and not e["skipped"]:
         return
+    if e["status"] == "empty" and e.get("host"):
+        return  # a host's command that had nothing to print (File Not Found, no portproxy): normal
     if e["status"] == "ingested":
         err.print(
             t(

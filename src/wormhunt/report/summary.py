@@ -131,10 +131,14 @@ def build(case: Case, inv: Investigation, lang: str, entries: list[dict[str, Any
             "files": len(manifest),
             "records": sum(e.get("records", 0) for e in manifest),
             "skipped": sum(e.get("skipped", 0) for e in manifest),
+            # A host's command that printed nothing (File Not Found, no portproxy) is counted, not
+            # listed as a problem: a clean fleet has one such file per host.
+            "empty": sum(1 for e in manifest if e.get("status") == "empty" and e.get("host")),
             "problems": [
                 {k: e.get(k) for k in ("path", "status", "message", "format", "skipped", "skip_reasons")}
                 for e in manifest
-                if e.get("status") not in ("ingested", "duplicate") or e.get("skipped")
+                if (e.get("status") not in ("ingested", "duplicate") or e.get("skipped"))
+                and not (e.get("status") == "empty" and e.get("host"))
             ],
         },
     }
