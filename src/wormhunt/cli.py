@@ -454,6 +454,7 @@ def sweep(
     """Sweep the fleet: a verdict per host, who was first and how it spread."""
     import tempfile
 
+    from wormhunt.report import write_output
     from wormhunt.report.sweep import render as render_sweep
     from wormhunt.report.sweep import rows, to_csv
 
@@ -473,9 +474,7 @@ def sweep(
     table = rows(doc, unreachable)
     spread = doc.get("spread") or {}
     if csv_out:
-        part = csv_out.with_name(csv_out.name + ".part")
-        part.write_text(to_csv(table), encoding="utf-8")
-        part.replace(csv_out)
+        write_output(csv_out, to_csv(table))
     if opts.json:
         verdicts = ("infected", "suspicious", "clean", "unreachable")
         counts = {v: sum(1 for r in table if r["verdict"] == v) for v in verdicts}
@@ -595,6 +594,7 @@ def intel_export(
     from wormhunt.intel.confirmed import confirmed_indicators
     from wormhunt.intel.misp import export_misp
     from wormhunt.intel.stix import export_bundle
+    from wormhunt.report import write_output
     from wormhunt.store import Case
 
     opts = _opts(ctx, lang, as_json)
@@ -616,9 +616,7 @@ def intel_export(
     if out is None:
         sys.stdout.write(text + "\n")
     else:
-        tmp = out.with_name(out.name + ".part")
-        tmp.write_text(text + "\n", encoding="utf-8")
-        tmp.replace(out)
+        write_output(out, text + "\n")
     where = escape(str(out or "-"))
     _err().print(t("intel.exported", opts.lang, count=len(indicators), skipped=len(skipped), out=where))
     for line in skipped[:20]:

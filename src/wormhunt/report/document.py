@@ -379,13 +379,9 @@ def write_report(case: Case, inv: Investigation, out: Any, fmt: str = "html", la
     """Build the report of an analysed case and write it to `out` (atomically); returns the path."""
     from pathlib import Path
 
-    out = Path(out)
-    text = render(build_report(case, inv, lang), fmt, lang)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".part")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
-    return out
+    from wormhunt.report import write_output
+
+    return write_output(Path(out), render(build_report(case, inv, lang), fmt, lang))
 
 
 def report_case(case_dir: Any, out: Any, fmt: str = "html", lang: str = "en") -> Any:
