@@ -14,12 +14,14 @@ found run by run is the set `detect` finds over the same data (tests/test_watch_
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -229,17 +231,12 @@ class Detector:
             self.log.flush()  # in the OS before the commit that cites it; truncated back on restart otherwise
         self.log_size = offset
         self.receivers = receivers
-        self.con.execute("BEGIN TRANSACTION")
-        try:
+        with self._transaction():
             for kind in (FLOWS, NET_ALERTS):
                 for t in tables[kind.name]:
                     state.insert(self.con, state.STAGED[kind.name], t.cast(kind.arrow_schema))
             self._commit_delivered()
             state.save(self.con, self._state())
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
         return rows
 
     def _state(self) -> dict[str, Any]:
@@ -280,15 +277,10 @@ class Detector:
         crossed = self.pending_received if self.pending_received is not None else started
         items = self._new_items(results, ranked)
         records = self._schedule(items, now, crossed)
-        self.con.execute("BEGIN TRANSACTION")
-        try:
+        with self._transaction():
             self.pending = None
             self._commit_delivered()
             state.save(self.con, self._state())
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
         self.pending_received = None
         self.last_detect = time.time()
         self.detect_runs += 1
@@ -356,8 +348,7 @@ class Detector:
             else:
                 held.append([it["key"], it["src"], it["category"], last + self.quiet_s, json.dumps(it, default=str)])
         records = [self._record(src, cat, its, now, crossed, digest=False) for (src, cat), its in now_groups.items()]
-        self.con.execute("BEGIN TRANSACTION")
-        try:
+        with self._transaction():
             if items:
                 self.con.executemany(
                     "INSERT OR IGNORE INTO watch_alerted VALUES (?, ?, ?, ?)",
@@ -366,10 +357,6 @@ class Detector:
             if held:
                 self.con.executemany("INSERT OR REPLACE INTO watch_held VALUES (?, ?, ?, ?, ?)", held)
             self._outbox(records, now)
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
         for it in items:
             self.alerted.add(it["key"])
         for src, cat in now_groups:
@@ -390,14 +377,9 @@ class Detector:
         for _, src, cat, item in rows:
             groups.setdefault((src, cat), []).append(json.loads(item))
         records = [self._record(src, cat, its, now, None, digest=True) for (src, cat), its in groups.items()]
-        self.con.execute("BEGIN TRANSACTION")
-        try:
+        with self._transaction():
             self.con.execute("DELETE FROM watch_held WHERE list_contains(?, key)", [[r[0] for r in rows]])
             self._outbox(records, now)
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
         for k in groups:
             self.last_alert[k] = now
         self._remember(records)
@@ -446,17 +428,26 @@ class Detector:
             records += self.detect()
         records += self.release(everything=force)
         if not msgs and not records and self.delivered:
-            self.con.execute("BEGIN TRANSACTION")
-            self._commit_delivered()
-            self.con.execute("COMMIT")
+            with self._transaction():
+                self._commit_delivered()
         return records
 
     def save(self, receivers: dict[str, dict]) -> None:
         self.receivers = receivers
+        with self._transaction():
+            self._commit_delivered()
+            state.save(self.con, self._state())
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One transaction over the state tables: committed whole, or rolled back on any error."""
         self.con.execute("BEGIN TRANSACTION")
-        self._commit_delivered()
-        state.save(self.con, self._state())
-        self.con.execute("COMMIT")
+        try:
+            yield
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self.engine.close()
