@@ -126,31 +126,20 @@ def _contacts(case: Case, ip_of: dict[str, list[str]], infected: dict[str, Infec
         ):
             for src, host, ts in case.con.execute(sql).fetchall():
                 rows.append((src, host, ts, what))
-        if _has_events(case):
-            # The victim's own log names the source: a network logon, a share or named pipe opened.
-            for src, host, ts, eid in case.con.execute(
-                """WITH e AS (SELECT host, ts, event_id,
-                                     coalesce(data['IpAddress'], data['SourceAddress']) AS src_ip FROM events
-                              WHERE event_id IN (4624, 5140, 5145)
-                                AND (event_id <> 4624 OR data['LogonType'] = '3'))
-                   SELECT e.src_ip, t.host, min(e.ts), min(e.event_id) FROM e JOIN _wh_targets t
-                   ON upper(e.host) = upper(t.host) AND e.ts BETWEEN t.lo AND t.hi
-                   WHERE e.src_ip IS NOT NULL AND e.src_ip NOT IN ('-', '::1', '127.0.0.1') GROUP BY ALL"""
-            ).fetchall():
-                rows.append((src, host, ts, f"event {eid}"))
+        # The victim's own log names the source: a network logon, a share or named pipe opened.
+        for src, host, ts, eid in case.con.execute(
+            """WITH e AS (SELECT host, ts, event_id,
+                                 coalesce(data['IpAddress'], data['SourceAddress']) AS src_ip FROM events
+                          WHERE event_id IN (4624, 5140, 5145)
+                            AND (event_id <> 4624 OR data['LogonType'] = '3'))
+               SELECT e.src_ip, t.host, min(e.ts), min(e.event_id) FROM e JOIN _wh_targets t
+               ON upper(e.host) = upper(t.host) AND e.ts BETWEEN t.lo AND t.hi
+               WHERE e.src_ip IS NOT NULL AND e.src_ip NOT IN ('-', '::1', '127.0.0.1') GROUP BY ALL"""
+        ).fetchall():
+            rows.append((src, host, ts, f"event {eid}"))
     finally:
         case.con.execute("DROP TABLE IF EXISTS _wh_targets")
     return rows
-
-
-def _has_events(case: Case) -> bool:
-    cols = {
-        r[0]
-        for r in case.con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'events'"
-        ).fetchall()
-    }
-    return {"data", "event_id", "ts", "host"} <= cols
 
 
 def analyze_spread(
