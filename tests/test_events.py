@@ -292,3 +292,41 @@ def test_simulated_service_installs(tmp_path: Path) -> None:
         want = datetime.fromisoformat(infected[f.host]["infected_at"])
         assert abs(f.first_seen - want) < timedelta(seconds=1)
         assert f.params["name"] in infected[f.host]["artifacts"]["services"]
+
+
+@real
+@pytest.mark.parametrize("truncate", [False, True])
+def test_big_evtx_parsed_in_parts_matches_one_pass(tmp_path: Path, monkeypatch, truncate: bool) -> None:
+    import hashlib
+
+    import wormhunt.ingest as ingest_mod
+    from wormhunt.simulate.evtxpack import pack
+
+    if ingest_mod._cores() < 2:
+        pytest.skip("parsing in parts needs two cores")
+    big = tmp_path / "in" / "big.evtx"
+    chunks = pack(sorted(DATA.glob("*.evtx")), 3, big)
+    if truncate:  # the last chunk cut short: its surviving records are kept, the rest counted
+        big.write_bytes(big.read_bytes()[: -evtx.CHUNK_BYTES + 20000])
+    whole = _parse(big)
+    monkeypatch.setattr(evtx, "PART_CHUNKS", 4)  # parts are listed in this process
+    monkeypatch.setattr(ingest_mod, "SPLIT_MIN_BYTES", 0)
+    calls = []
+    real_split = ingest_mod._parse_split
+    monkeypatch.setattr(ingest_mod, "_parse_split", lambda *a: calls.append(a) or real_split(*a))
+    with Case(tmp_path / "case") as case:
+        (entry,) = ingest(case, [tmp_path / "in"])
+        rows = case.query("SELECT line, record_id, event_id, channel, ts, data FROM events ORDER BY line")
+    assert calls and len(evtx.parts(big)) == -(-chunks // 4) > 1
+    expected = sorted(whole.of("events"), key=lambda r: r["line"])
+    assert len(rows) == entry.records == len(expected) > 100
+    for got, want in zip(rows, expected, strict=True):
+        assert (got["line"], got["record_id"], got["event_id"], got["channel"], got["ts"]) == (
+            want["line"], want["record_id"], want["event_id"], want["channel"], want["ts"],
+        )  # fmt: skip
+        assert dict(got["data"]) == dict(want["data"])
+    assert entry.sha256 == hashlib.sha256(big.read_bytes()).hexdigest()
+    assert entry.skip_reasons == dict(whole.skip_counts)
+    if truncate:
+        assert entry.skip_reasons.get("record lost in a damaged or truncated chunk", 0) > 0
+        assert [w["code"] for w in entry.warnings] == ["evtx_truncated"]

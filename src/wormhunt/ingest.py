@@ -23,6 +23,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -85,6 +86,10 @@ POOL_WINDOW = 8  # tasks in flight per ingest
 # and partition; a bigger one gets its own (thousands of small EVTX files cost a transaction each).
 BATCHED_STREAM_BYTES = 16 * 1024 * 1024
 POOL_RESTARTS = 4  # fresh pools after breakages, before this process parses the rest itself
+# A streamed file at least this big, in a format that parses in parts (EVTX), is parsed by the
+# worker processes, `SPLIT_WINDOW` parts in flight (bounded memory), and stored here in order.
+SPLIT_MIN_BYTES = 64 * 1024 * 1024
+SPLIT_WINDOW = 4
 _worker_memo = Memo()
 
 
@@ -127,17 +132,20 @@ def _parse_worker(job: tuple[Path, str, Encoding]) -> Parsed | str:
     return Parsed(raw, digest, decoded.encoding, sink)
 
 
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def _pool(count: int) -> ProcessPoolExecutor | None:
     """Worker processes for a big ingest on a machine with more than one core, else None."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if count < POOL_MIN_FILES or cores < 2:
+    if count < POOL_MIN_FILES or _cores() < 2:
         return None
     # forkserver: workers start from a clean interpreter, never from a process holding DuckDB's threads.
     method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
     ctx = mp.get_context(method)
     if method == "forkserver":
         ctx.set_forkserver_preload(["wormhunt.sources", "wormhunt.store"])
-    return ProcessPoolExecutor(max_workers=cores, mp_context=ctx)
+    return ProcessPoolExecutor(max_workers=_cores(), mp_context=ctx)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -227,9 +235,12 @@ def attribute_hosts(inputs: list[Input], pool: ProcessPoolExecutor | None = None
             item.host, item.host_source = (folder.name or "unknown-host").upper(), "folder"
 
 
-def ingest_one(case: Case, item: Input, parsed: Parsed | str | None = None) -> ManifestEntry:
+def ingest_one(
+    case: Case, item: Input, parsed: Parsed | str | None = None, workers: _Workers | None = None
+) -> ManifestEntry:
     """Ingest one file; always returns a manifest entry, whatever the file holds.
-    `parsed`: the file already parsed by a worker (or the worker's error)."""
+    `parsed`: the file already parsed by a worker (or the worker's error); `workers`: the pool
+    that parses a big file in parts, when its format allows."""
     path = item.path
     size = path.stat().st_size if path.exists() and path.is_file() else 0
     det = item.detection
@@ -273,17 +284,22 @@ def ingest_one(case: Case, item: Input, parsed: Parsed | str | None = None) -> M
         return entry
     if fmt.parse_file is not None and size > BATCHED_STREAM_BYTES:
         with case.unbatched():  # a big log: its own transaction, its rows streamed to disk
-            return _parse_and_store(case, item, entry, quick)
+            return _parse_and_store(case, item, entry, quick, workers=workers)
     if isinstance(parsed, str):
         entry.status, entry.message = "error", parsed
         entry.sha256 = digest or _sha256(path)
         case.record(entry, quick_fp=quick)
         return entry
-    return _parse_and_store(case, item, entry, quick, parsed)
+    return _parse_and_store(case, item, entry, quick, parsed, workers)
 
 
 def _parse_and_store(
-    case: Case, item: Input, entry: ManifestEntry, quick: str, parsed: Parsed | None = None
+    case: Case,
+    item: Input,
+    entry: ManifestEntry,
+    quick: str,
+    parsed: Parsed | None = None,
+    workers: _Workers | None = None,
 ) -> ManifestEntry:
     path, det = item.path, item.detection
     assert det is not None and det.format is not None
@@ -295,7 +311,7 @@ def _parse_and_store(
     sink = StoreSink(case, entry.evidence_id, item.host, upper_hosts=fmt.host_evidence)  # type: ignore[arg-type]
     try:
         if fmt.parse_file is not None:
-            entry.sha256 = _parse_streaming(fmt, path, det, sink)
+            entry.sha256 = _parse_streaming(fmt, path, det, sink, workers)
             raw = None
         elif parsed is not None:
             raw, entry.sha256, entry.encoding = parsed.raw, parsed.sha256, parsed.encoding.label
@@ -365,8 +381,32 @@ class _Hasher:
         return self.sha.hexdigest()
 
 
-def _parse_streaming(fmt: Format, path: Path, det: Detection, sink: StoreSink) -> str:
-    """Run a streaming parser; returns the file's sha256, computed alongside."""
+def _parse_streaming(fmt: Format, path: Path, det: Detection, sink: StoreSink, workers: _Workers | None = None) -> str:
+    """Run a streaming parser; returns the file's sha256, computed alongside. A big file whose
+    format parses in parts is parsed by the worker processes, part by part."""
+    if (
+        workers is not None
+        and fmt.parts is not None
+        and path.stat().st_size >= SPLIT_MIN_BYTES
+        and workers.ensure() is not None
+    ):
+        digest: list[str | OSError] = []
+
+        def hash_file() -> None:
+            try:
+                digest.append(sha256_file(path))
+            except OSError as exc:
+                digest.append(exc)
+
+        hashing = threading.Thread(target=hash_file, daemon=True)
+        hashing.start()
+        try:
+            _parse_split(fmt, path, sink, workers)
+        finally:
+            hashing.join()
+        if isinstance(digest[0], OSError):
+            raise digest[0]
+        return digest[0]
     hasher = _Hasher()
     sink.tap = hasher.put
     try:
@@ -374,6 +414,54 @@ def _parse_streaming(fmt: Format, path: Path, det: Detection, sink: StoreSink) -
     finally:
         digest = hasher.hexdigest()
     return digest
+
+
+def _part_worker(job: tuple[Path, str, Any]) -> tuple[TableSink, int]:
+    path, fmt_name, part = job
+    sink = TableSink()
+    used = FORMATS[fmt_name].parse_part(path, part, sink)  # type: ignore[misc]
+    sink.close()
+    return sink, used
+
+
+def _parse_split(fmt: Format, path: Path, sink: StoreSink, workers: _Workers) -> None:
+    """The file's parts parsed by the workers, at most `SPLIT_WINDOW` in flight, and stored
+    here in file order with their line numbers continued. A part whose worker died is parsed
+    here, and so is the rest when no pool is left."""
+    flying: deque[tuple[Future[tuple[TableSink, int]], Any]] = deque()
+    queued = iter(fmt.parts(path))  # type: ignore[misc]
+
+    def fill() -> None:
+        while len(flying) < SPLIT_WINDOW and workers.pool is not None:
+            part = next(queued, None)
+            if part is None:
+                return
+            try:
+                flying.append((workers.pool.submit(_part_worker, (path, fmt.name, part)), part))
+            except BrokenProcessPool:
+                flying.append((_broken(), part))  # type: ignore[arg-type]
+
+    offset = 0
+
+    def store(got: TableSink, used: int) -> None:
+        nonlocal offset
+        got.replay(sink, offset)
+        offset += used
+
+    fill()
+    while flying:
+        future, part = flying.popleft()
+        try:
+            store(*future.result())
+        except BrokenProcessPool:  # every part in flight is lost with the pool: parse them here
+            stranded = [part, *(p for _, p in flying)]
+            flying.clear()
+            workers.renew()
+            for p in stranded:
+                store(*_part_worker((path, fmt.name, p)))
+        fill()
+    for part in queued:  # no pool left
+        store(*_part_worker((path, fmt.name, part)))
 
 
 def _fill(entry: ManifestEntry, sink: StoreSink) -> None:
@@ -419,25 +507,24 @@ def ingest(
     `on_inputs` sees the whole list once it is known (for a progress bar), `on_file` each entry."""
     inputs = _open_bundles(case, walk(paths))
     pool = _pool(len(inputs))
-    workers = _Workers(pool, len(inputs)) if pool is not None else None
+    workers = _Workers(pool, len(inputs))  # without a pool now, one starts for a file parsed in parts
     try:
         attribute_hosts(inputs, pool)
         if on_inputs:
             on_inputs(inputs)
         # Small text files are parsed by the workers, in order, while this process stores.
-        jobs = [i for i, item in enumerate(inputs) if _pooled(item)] if workers else []
-        parsed = _in_order(workers, [_job(inputs[i]) for i in jobs]) if workers else iter(())
+        jobs = [i for i, item in enumerate(inputs) if _pooled(item)] if pool else []
+        parsed = _in_order(workers, [_job(inputs[i]) for i in jobs]) if pool else iter(())
         pooled = set(jobs)
         entries = []
         with case.batch():
             for i, item in enumerate(inputs):
-                entry = ingest_one(case, item, next(parsed) if i in pooled else None)
+                entry = ingest_one(case, item, next(parsed) if i in pooled else None, workers)
                 entries.append(entry)
                 if on_file:
                     on_file(entry)
     finally:
-        if workers is not None:
-            workers.shutdown()
+        workers.shutdown()
     return entries
 
 
@@ -449,16 +536,24 @@ class _Workers:
     """The worker pool, replaced when it breaks (a worker killed by the OS, e.g. out of memory
     on a hostile file), at most `POOL_RESTARTS` times."""
 
-    def __init__(self, pool: ProcessPoolExecutor, count: int) -> None:
+    def __init__(self, pool: ProcessPoolExecutor | None, count: int) -> None:
         self.pool: ProcessPoolExecutor | None = pool
         self.count = count
         self.restarts = 0
+        self.started = pool is not None
+
+    def ensure(self) -> ProcessPoolExecutor | None:
+        """The pool, started now if the ingest began without one (None on one core)."""
+        if not self.started:
+            self.started = True
+            self.pool = _pool(POOL_MIN_FILES)
+        return self.pool
 
     def renew(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
         self.restarts += 1
-        self.pool = _pool(self.count) if self.restarts <= POOL_RESTARTS else None
+        self.pool = _pool(POOL_MIN_FILES) if self.restarts <= POOL_RESTARTS else None
         if self.pool is not None:
             try:  # a pool that cannot even start must not make a file look guilty
                 self.pool.submit(int).result()

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from wormhunt.model import KINDS, Kind
-from wormhunt.sources.base import Sink
+from wormhunt.sources.base import MAX_SKIP_EXAMPLES, Sink, Skip
 from wormhunt.sources.text import decode, decode_value
 
 # Files up to this size are copied into the case so reports can quote them later.
@@ -186,15 +186,26 @@ class TableSink(ArrowSink):
     def _insert(self, kind: Kind, table: pa.Table) -> None:
         self.tables.setdefault(kind.name, []).append(table)
 
-    def replay(self, sink: Sink) -> None:
-        """Give another sink everything this one received: tables, counts, skips, notes."""
+    def replay(self, sink: Sink, line_offset: int = 0) -> None:
+        """Give another sink everything this one received: tables, counts, skips, notes.
+        `line_offset`: this sink held one part of a file, numbered from 1 within the part."""
         for name, tables in self.tables.items():
             for table in tables:
+                if line_offset:
+                    i = table.schema.get_field_index("line")
+                    table = table.set_column(i, "line", pc.add(table.column(i), line_offset))
                 sink._batch(KINDS[name], table)
         sink.records += self.records
         sink.skip_counts.update(self.skip_counts)
-        sink.skips.extend(self.skips)
-        sink.meta.update(self.meta)
+        room = MAX_SKIP_EXAMPLES - len(sink.skips)
+        sink.skips.extend(
+            Skip(s.line + line_offset if s.line > 0 else s.line, s.reason, s.text) for s in self.skips[: max(0, room)]
+        )
+        for key, value in self.meta.items():
+            if isinstance(value, list) and isinstance(sink.meta.get(key), list):
+                sink.meta[key].extend(value)  # warnings of several parts
+            else:
+                sink.meta[key] = value
 
 
 class StoreSink(ArrowSink):

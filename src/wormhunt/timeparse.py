@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import pyarrow as pa
+
 _TZ4 = re.compile(r"^(?:UTC|GMT)?([+-])(\d{2})(\d{2})$", re.IGNORECASE)
 _TZ = re.compile(r"^\s*(?:UTC|GMT)?\s*([+-])(\d{1,2})(?::?(\d{2}))?\s*$", re.IGNORECASE)
 # `(UTC+08:00) Beijing...` / `(GMT) Greenwich Mean Time` in systeminfo's Time Zone line.
@@ -151,6 +153,17 @@ def parse_iso(text: str | None) -> datetime | None:
     if dt.tzinfo is not None:
         dt = dt.astimezone(UTC).replace(tzinfo=None)
     return dt
+
+
+def parse_iso_array(texts: list[str | None]) -> pa.Array:
+    """`parse_iso` over a column: Arrow's vectorised ISO-8601 cast for the whole batch, with
+    `parse_iso` per value only when the batch holds something Arrow rejects (no zone, a year
+    outside the nanosecond range such as a zero FILETIME, a malformed string)."""
+    try:
+        ns = pa.array(texts, pa.string()).cast(pa.timestamp("ns", tz="UTC"))
+        return ns.cast(pa.timestamp("us", tz="UTC"), safe=False).cast(pa.timestamp("us"))  # truncates 100 ns
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pa.array([parse_iso(t) for t in texts], pa.timestamp("us"))
 
 
 def days_from_civil(y: int, m: int, d: int) -> int:

@@ -101,6 +101,56 @@ def _has_events(case: Case) -> bool:
         return False
 
 
+# What a detector concludes from one distinct set of values: (rule, severity, ATT&CK, title,
+# params) per finding. A log repeats the same service install or command line on many hosts
+# and days; each distinct one is judged once and each row gets its own Finding.
+_Verdicts = list[tuple[str, str, str, str, dict[str, Any]]]
+
+
+def _emit(out: list[Finding], r: dict[str, Any], verdicts: _Verdicts, **extra: Any) -> None:
+    for rule, sev, attack, title, params in verdicts:
+        out.append(_f(rule, r, sev, attack, title, **params, **extra))
+
+
+def _service_verdicts(name: str, image: str, event_id: int, rules: _Rules) -> _Verdicts:
+    got: _Verdicts = []
+    params = {"name": name, "image": image, "event_id": event_id}
+    fam = family_of_name("service_name", name)
+    if fam:
+        got.append(
+            (
+                "events.service_install_family",
+                "critical",
+                "T1543.003",
+                "finding.ev_service_family",
+                {"family": fam.names["en"], **params},
+            )
+        )
+    text = normalize_path(image)
+    if m := next((m for p in rules.suspicious if (m := p.search(text))), None):
+        got.append(
+            (
+                "events.service_install_folder",
+                "high",
+                "T1543.003",
+                "finding.ev_service_folder",
+                {"folder": m.group(0).strip("\\"), **params},
+            )
+        )
+    if _ENC_PS.search(image) or any(p.search(image) for p in rules.tricks):
+        got.append(("events.service_install_powershell", "high", "T1569.002", "finding.ev_service_ps", params))
+    elif _COMSPEC.search(image):
+        got.append(("events.service_install_comspec", "high", "T1569.002", "finding.ev_service_cmd", params))
+    if name.upper() in REMOTE_TOOLS or name.upper().startswith("PAEXEC"):
+        got.append(("events.service_install_remote_tool", "medium", "T1569.002", "finding.ev_service_tool", params))
+    bare = image.strip().strip('"').split(" ", 1)[0]
+    if bare and "\\" not in bare and "%" not in bare and not _COMSPEC.search(image):
+        got.append(("events.service_install_no_path", "medium", "T1543.003", "finding.ev_service_bare", params))
+    if not fam and random_looking(name):
+        got.append(("events.service_install_random", "medium", "T1543.003", "finding.ev_service_random", params))
+    return got
+
+
 def service_installs(case: Case, rules: _Rules) -> list[Finding]:
     out: list[Finding] = []
     rows = case.query(
@@ -111,60 +161,48 @@ def service_installs(case: Case, rules: _Rules) -> list[Finding]:
            FROM events WHERE (event_id = 7045 AND channel = 'System') OR (event_id = 4697 AND channel = 'Security')
            ORDER BY host, ts"""
     )
+    seen: dict[tuple[str, str, int], _Verdicts] = {}
     for r in rows:
-        name, image = r["name"], r["image"]
-        params = {"name": name, "image": image, "event_id": r["event_id"]}
-        fam = family_of_name("service_name", name)
-        if fam:
-            out.append(
-                _f(
-                    "events.service_install_family",
-                    r,
-                    "critical",
-                    "T1543.003",
-                    "finding.ev_service_family",
-                    family=fam.names["en"],
-                    **params,
-                )
-            )
-        text = normalize_path(image)
-        if m := next((m for p in rules.suspicious if (m := p.search(text))), None):
-            out.append(
-                _f(
-                    "events.service_install_folder",
-                    r,
-                    "high",
-                    "T1543.003",
-                    "finding.ev_service_folder",
-                    folder=m.group(0).strip("\\"),
-                    **params,
-                )
-            )
-        if _ENC_PS.search(image) or any(p.search(image) for p in rules.tricks):
-            out.append(
-                _f("events.service_install_powershell", r, "high", "T1569.002", "finding.ev_service_ps", **params)
-            )
-        elif _COMSPEC.search(image):
-            out.append(_f("events.service_install_comspec", r, "high", "T1569.002", "finding.ev_service_cmd", **params))
-        if name.upper() in REMOTE_TOOLS or name.upper().startswith("PAEXEC"):
-            out.append(
-                _f("events.service_install_remote_tool", r, "medium", "T1569.002", "finding.ev_service_tool", **params)
-            )
-        bare = image.strip().strip('"').split(" ", 1)[0]
-        if bare and "\\" not in bare and "%" not in bare and not _COMSPEC.search(image):
-            out.append(
-                _f("events.service_install_no_path", r, "medium", "T1543.003", "finding.ev_service_bare", **params)
-            )
-        if not fam and random_looking(name):
-            out.append(
-                _f("events.service_install_random", r, "medium", "T1543.003", "finding.ev_service_random", **params)
-            )
+        key = (r["name"], r["image"], r["event_id"])
+        verdicts = seen.get(key)
+        if verdicts is None:
+            verdicts = seen[key] = _service_verdicts(*key, rules)
+        _emit(out, r, verdicts)
     return out
+
+
+def _process_verdicts(
+    shown: str, cmd: str, rules: _Rules, folders: dict[str, set[str]], worm: list[tuple[str, dict[str, Any]]]
+) -> _Verdicts:
+    got: _Verdicts = []
+    image = normalize_path(shown)
+    folder, _, base = image.rpartition("\\")
+    allowed = folders.get(base)
+    if allowed is not None and folder and folder not in allowed:
+        fam = next((w for root, w in worm if folder == root or folder.startswith(root + "\\")), None)
+        known = bool(fam and fam["family"])
+        got.append(
+            (
+                "events.masquerade",
+                "critical" if known else "high",
+                "T1036.005",
+                "finding.masquerade_worm" if known else "finding.masquerade",
+                {
+                    "name": base,
+                    "folder": shown.rsplit("\\", 1)[0],
+                    "path": shown,
+                    "family": fam["family"] if known else "",
+                },
+            )
+        )
+    if cmd and any(p.search(cmd) for p in rules.miner):
+        got.append(("events.miner_process", "high", "T1496", "finding.miner_process", {"name": base, "command": cmd}))
+    return got
 
 
 def processes(case: Case, rules: _Rules) -> list[Finding]:
     kb = load("system_binaries")
-    binaries = {k.lower(): v for k, v in kb["binaries"].items()}
+    folders = {k.lower(): {normalize_path(f).rstrip("\\") for f in v["folders"]} for k, v in kb["binaries"].items()}
     worm = [(normalize_path(w["path"]).rstrip("\\"), w) for w in kb["worm_folders"]]
     out: list[Finding] = []
     rows = case.query(
@@ -175,40 +213,13 @@ def processes(case: Case, rules: _Rules) -> list[Finding]:
            FROM events WHERE (event_id = 1 AND channel = '{SYSMON}') OR (event_id = 4688 AND channel = 'Security')
            ORDER BY host, ts"""
     )
+    seen: dict[tuple[str, str], _Verdicts] = {}
     for r in rows:
-        image = normalize_path(r["image"])
-        folder, _, base = image.rpartition("\\")
-        spec = binaries.get(base)
-        if spec and folder and folder not in {normalize_path(f).rstrip("\\") for f in spec["folders"]}:
-            fam = next((w for root, w in worm if folder == root or folder.startswith(root + "\\")), None)
-            known = bool(fam and fam["family"])
-            out.append(
-                _f(
-                    "events.masquerade",
-                    r,
-                    "critical" if known else "high",
-                    "T1036.005",
-                    "finding.masquerade_worm" if known else "finding.masquerade",
-                    name=base,
-                    folder=r["image"].rsplit("\\", 1)[0],
-                    path=r["image"],
-                    pid=r["pid"],
-                    family=fam["family"] if known else "",
-                )
-            )
-        if r["cmd"] and any(p.search(r["cmd"]) for p in rules.miner):
-            out.append(
-                _f(
-                    "events.miner_process",
-                    r,
-                    "high",
-                    "T1496",
-                    "finding.miner_process",
-                    pid=r["pid"],
-                    name=base,
-                    command=r["cmd"],
-                )
-            )
+        key = (r["image"], r["cmd"])
+        verdicts = seen.get(key)
+        if verdicts is None:
+            verdicts = seen[key] = _process_verdicts(*key, rules, folders, worm)
+        _emit(out, r, verdicts, pid=r["pid"])
     return out
 
 

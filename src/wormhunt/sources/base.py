@@ -97,6 +97,10 @@ class MemorySink(Sink):
 
 TextParser = Callable[[str, Sink], None]
 FileParser = Callable[[Path, Encoding, Sink], None]
+# A file whose parts parse independently (EVTX chunks): its parts in file order, and a parser
+# of one part that numbers lines from 1 within it and returns how many numbers it used.
+PartLister = Callable[[Path], list[Any]]
+PartParser = Callable[[Path, Any, Sink], int]
 
 
 @dataclass(frozen=True)
@@ -110,3 +114,5 @@ class Format:
     parse_file: FileParser | None = None  # streaming parsers read the file themselves
     host_evidence: bool = True  # output of a command run on the host it describes
     sniff_bytes: Callable[[bytes], float] | None = None  # binary formats: raw head -> confidence
+    parts: PartLister | None = None  # a big file is parsed part by part in worker processes
+    parse_part: PartParser | None = None

@@ -16,6 +16,7 @@ import json
 import re
 import struct
 import xml.etree.ElementTree as ET
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ import pyarrow as pa
 from wormhunt.model import EVENTS
 from wormhunt.sources.base import Format, Sink
 from wormhunt.sources.text import Encoding
-from wormhunt.timeparse import parse_iso
+from wormhunt.timeparse import parse_iso, parse_iso_array
 
 EVTX_MAGIC = b"ElfFile\x00"
 BATCH = 50_000
@@ -77,6 +78,7 @@ class _Columns:
         self.sink = sink
         self.source = source
         self.count = 0
+        self._hosts: dict[str | None, str | None] = {}
         self._reset()
 
     def _reset(self) -> None:
@@ -106,9 +108,13 @@ class _Columns:
         sid: str | None,
         data: dict[str, Any],
     ) -> None:
+        """One event; `ts` is a datetime, or ISO text that `flush` converts for the whole batch."""
         self.count += 1
         self.line.append(line)
-        self.host.append(short_host(computer))
+        host = self._hosts.get(computer)
+        if host is None and computer not in self._hosts:
+            host = self._hosts[computer] = short_host(computer)
+        self.host.append(host)
         self.ts.append(ts)
         self.channel.append(channel)
         self.provider.append(provider)
@@ -117,15 +123,14 @@ class _Columns:
         self.record_id.append(record_id)
         self.sid.append(sid)
         user = data.get("User")
-        if not isinstance(user, str):
+        if user.__class__ is not str:
             name = data.get("SubjectUserName")
             user = f"{data.get('SubjectDomainName') or ''}\\{name}".lstrip("\\") if isinstance(name, str) else None
         self.user.append(user)
-        keys, values = self.keys, self.values
-        for k, v in data.items():
-            keys.append(k)
-            values.append(v if isinstance(v, str) or v is None else _text(v))
-        self.offsets.append(len(keys))
+        # Values stay as decoded (numbers too); `flush` converts the batch, per value only if needed.
+        self.keys.extend(data)
+        self.values.extend(data.values())
+        self.offsets.append(len(self.keys))
         if len(self.line) >= BATCH:
             self.flush()
 
@@ -133,15 +138,23 @@ class _Columns:
         n = len(self.line)
         if not n:
             return
-        data = pa.MapArray.from_arrays(
-            pa.array(self.offsets, pa.int32()), pa.array(self.keys, pa.string()), pa.array(self.values, pa.string())
-        )
+        try:
+            values = pa.array(self.values, pa.string())
+        except (pa.ArrowTypeError, pa.ArrowInvalid):  # numbers, booleans, nested objects
+            values = pa.array([v if v.__class__ is str or v is None else _text(v) for v in self.values], pa.string())
+        data = pa.MapArray.from_arrays(pa.array(self.offsets, pa.int32()), pa.array(self.keys, pa.string()), values)
+        ts = self.ts
+        if any(t.__class__ is str for t in ts):
+            texts = [t if t.__class__ is str else None for t in ts]
+            ts = parse_iso_array(texts)
+            if any(t is not None and t.__class__ is not str for t in self.ts):  # a mixed batch
+                ts = [t if t.__class__ is not str else v for t, v in zip(self.ts, ts.to_pylist(), strict=True)]
         table = pa.table(
             {
                 "evidence_id": pa.nulls(n, pa.int32()),
                 "line": pa.array(self.line, pa.int64()),
                 "host": pa.array(self.host, pa.string()),
-                "ts": pa.array(self.ts, pa.timestamp("us")),
+                "ts": pa.array(ts, pa.timestamp("us")) if isinstance(ts, list) else ts,
                 "channel": pa.array(self.channel, pa.string()),
                 "provider": pa.array(self.provider, pa.string()),
                 "event_id": pa.array(self.event_id, pa.int32()),
@@ -168,16 +181,16 @@ def _int(v: Any) -> int | None:
         return None
 
 
-def _flat_data(event: dict[str, Any]) -> dict[str, Any]:
+def _flat_data(ed: Any, ud: Any = None) -> dict[str, Any]:
     """EventData as a dict (unnamed `<Data>` items become Data1, Data2 ...), or UserData's one
     child flattened."""
-    ed = event.get("EventData")
     if isinstance(ed, dict):
         if "Data" in ed and len(ed) <= 2 and not isinstance(ed.get("Data"), str | int | float | None):
             items = ed["Data"] if isinstance(ed["Data"], list) else [ed["Data"]]
             return {f"Data{i}": _text(x) for i, x in enumerate(items, 1)}
-        return {k: v for k, v in ed.items() if k != "#attributes"}
-    ud = event.get("UserData")
+        if "#attributes" in ed:
+            return {k: v for k, v in ed.items() if k != "#attributes"}
+        return ed
     if isinstance(ud, dict):
         for child in ud.values():
             if isinstance(child, dict):
@@ -190,18 +203,63 @@ def _flat_data(event: dict[str, Any]) -> dict[str, Any]:
 _decode = msgspec.json.Decoder().decode
 
 
+# The parts of a record's JSON the events row needs, decoded straight into typed objects (the
+# rest of System is skipped unread). A record that does not fit goes through the generic decoder.
+class _Attrs(msgspec.Struct):
+    Name: Any = None
+    EventSourceName: Any = None
+    SystemTime: Any = None
+    UserID: Any = None
+
+
+class _Tagged(msgspec.Struct):
+    attrs: _Attrs | None = msgspec.field(default=None, name="#attributes")
+
+
+class _System(msgspec.Struct):
+    Provider: _Tagged | None = None
+    EventID: Any = None
+    TimeCreated: _Tagged | None = None
+    EventRecordID: Any = None
+    Channel: Any = None
+    Computer: Any = None
+    Security: _Tagged | None = None
+
+
+class _Event(msgspec.Struct):
+    System: _System
+    EventData: Any = None
+    UserData: Any = None
+
+
+class _Record(msgspec.Struct):
+    Event: _Event
+
+
+_decode_record = msgspec.json.Decoder(_Record).decode
+
+
 HEADER_BYTES = 4096
 CHUNK_BYTES = 65536
 
 
-class _ZeroPadded(io.RawIOBase):
-    """A truncated .evtx read as if its last chunk were complete (zeros after the end), so
-    the parser reads the records that survived instead of dropping the whole chunk."""
+class _ChunkView(io.RawIOBase):
+    """Chunks [first, last) of an .evtx behind a file header that declares just those (so a big
+    file can be parsed in parts, one per worker); a truncated last chunk reads as if complete
+    (zeros after the end), so the parser reads the records that survived instead of dropping
+    the whole chunk."""
 
-    def __init__(self, path: Path, size: int) -> None:
+    def __init__(self, path: Path, first: int, last: int) -> None:
         self.fh = open(path, "rb")  # noqa: SIM115 - closed with this object
-        self.real = size
-        self.size = HEADER_BYTES + -(-(size - HEADER_BYTES) // CHUNK_BYTES) * CHUNK_BYTES
+        head = bytearray(self.fh.read(HEADER_BYTES).ljust(HEADER_BYTES, b"\0"))
+        if first or last != _chunk_count(path.stat().st_size):
+            struct.pack_into("<QQ", head, 8, 0, max(0, last - first - 1))  # first and last chunk numbers
+            struct.pack_into("<H", head, 42, min(0xFFFF, last - first))  # chunk count
+            struct.pack_into("<I", head, 124, zlib.crc32(bytes(head[:120])))  # header checksum
+        self.head = bytes(head)
+        self.start = HEADER_BYTES + first * CHUNK_BYTES  # where chunk `first` is in the real file
+        self.real_end = path.stat().st_size
+        self.size = HEADER_BYTES + (last - first) * CHUNK_BYTES
         self.pos = 0
 
     def readable(self) -> bool:
@@ -221,11 +279,17 @@ class _ZeroPadded(io.RawIOBase):
         end = self.size if n is None or n < 0 else min(self.size, self.pos + n)
         if end <= self.pos:
             return b""
-        self.fh.seek(self.pos)
-        data = self.fh.read(max(0, min(end, self.real) - self.pos))
-        data += b"\0" * (end - self.pos - len(data))
-        self.pos = end
-        return data
+        out = b""
+        if self.pos < HEADER_BYTES:
+            out = self.head[self.pos : min(end, HEADER_BYTES)]
+            self.pos += len(out)
+        if end > self.pos:
+            real = self.start + self.pos - HEADER_BYTES
+            self.fh.seek(real)
+            data = self.fh.read(max(0, min(end - self.pos, self.real_end - real)))
+            out += data + b"\0" * (end - self.pos - len(data))
+            self.pos = end
+        return out
 
     def readinto(self, buf: Any) -> int:
         data = self.read(len(buf))
@@ -237,14 +301,30 @@ class _ZeroPadded(io.RawIOBase):
         super().close()
 
 
-def expected_records(path: Path) -> int | None:
-    """Records the chunk headers declare (first..last record number of each chunk with a sane
-    header), to count what a damaged or truncated chunk lost."""
+def _chunk_count(size: int) -> int:
+    """Chunks in a file of `size` bytes, a truncated last one included."""
+    return max(0, -(-(size - HEADER_BYTES) // CHUNK_BYTES))
+
+
+# A big file is parsed in parts of this many chunks (16 MiB), one part per worker task.
+PART_CHUNKS = 256
+
+
+def parts(path: Path) -> list[tuple[int, int]]:
+    """The chunk ranges a big .evtx is parsed in, in file order."""
+    n = _chunk_count(path.stat().st_size)
+    return [(i, min(n, i + PART_CHUNKS)) for i in range(0, n, PART_CHUNKS)]
+
+
+def expected_records(path: Path, first: int = 0, last: int | None = None) -> int | None:
+    """Records the chunk headers of chunks [first, last) declare (first..last record number of
+    each chunk with a sane header), to count what a damaged or truncated chunk lost."""
     total = 0
     try:
         with open(path, "rb") as fh:
-            offset = HEADER_BYTES
-            while True:
+            offset = HEADER_BYTES + first * CHUNK_BYTES
+            end = HEADER_BYTES + last * CHUNK_BYTES if last is not None else None
+            while end is None or offset < end:
                 fh.seek(offset)
                 head = fh.read(40)
                 if len(head) < 40:
@@ -259,22 +339,27 @@ def expected_records(path: Path) -> int | None:
     return total
 
 
-def _evtx_records(path: Path, sink: Sink) -> Iterator[tuple[int, Any]]:
-    """(ordinal, record) pairs; a record the parser cannot read is counted and skipped."""
+def _evtx_records(path: Path, sink: Sink, part: tuple[int, int] | None, used: list[int]) -> Iterator[tuple[int, Any]]:
+    """(ordinal, record) pairs of the file or of one part of it; a record the parser cannot read
+    is counted and skipped. `used` receives the number of ordinals handed out."""
     import evtx  # the Rust parser; imported here so the other formats do not need it
 
     size = path.stat().st_size
+    truncated = size > HEADER_BYTES and (size - HEADER_BYTES) % CHUNK_BYTES
     try:
-        if size > HEADER_BYTES and (size - HEADER_BYTES) % CHUNK_BYTES:
-            sink.meta.setdefault("warnings", []).append(
-                {"code": "evtx_truncated", "detail": f"the file ends inside a chunk ({size} bytes)"}
-            )
-            parser = evtx.PyEvtxParser(_ZeroPadded(path, size))
+        if part is not None:  # one process per part: no parser threads on top
+            parser = evtx.PyEvtxParser(_ChunkView(path, *part), number_of_threads=1)
+        elif truncated:
+            parser = evtx.PyEvtxParser(_ChunkView(path, 0, _chunk_count(size)))
         else:
             parser = evtx.PyEvtxParser(str(path))
     except (OSError, RuntimeError, ValueError) as exc:
         sink.skip(0, "unreadable evtx file", f"{type(exc).__name__}: {exc}")
         return
+    if truncated and (part is None or part[1] == _chunk_count(size)):
+        sink.meta.setdefault("warnings", []).append(
+            {"code": "evtx_truncated", "detail": f"the file ends inside a chunk ({size} bytes)"}
+        )
     it = parser.records_json()
     n = 0
     errors = 0
@@ -283,12 +368,14 @@ def _evtx_records(path: Path, sink: Sink) -> Iterator[tuple[int, Any]]:
         try:
             rec = next(it)
         except StopIteration:
+            used.append(n - 1)
             return
         except Exception as exc:  # the parser raises its own error types for damaged chunks/records
             sink.skip(n, "damaged evtx record", f"{type(exc).__name__}: {exc}")
             errors += 1
             if errors > 100_000:  # a parser stuck on one spot: give up on the rest, counted
                 sink.skip(n, "evtx parser gave up", "")
+                used.append(n)
                 return
             continue
         yield n, rec
@@ -307,39 +394,76 @@ def parse_file(path: Path, encoding: Encoding, sink: Sink) -> None:
                 wait = tap(block)
             if wait is not None:
                 wait()
+    parse_part(path, None, sink)
+
+
+def parse_part(path: Path, part: tuple[int, int] | None, sink: Sink) -> int:
+    """Read chunks [first, last) of an .evtx (the whole file for None) into `events`, lines
+    numbered from 1 within the part; returns how many ordinals the part used."""
+    used: list[int] = []
     cols = _Columns(sink, "evtx")
-    for n, rec in _evtx_records(path, sink):
+    add = cols.add
+    for n, rec in _evtx_records(path, sink, part, used):
         try:
-            event = _decode(rec["data"])["Event"]
-            system = event["System"]
+            event = _decode_record(rec["data"]).Event
+        except msgspec.ValidationError:  # an odd shape (a Provider without attributes ...)
+            _add_generic(cols, n, rec, sink)
+            continue
         except (msgspec.DecodeError, KeyError, TypeError) as exc:
             sink.skip(n, "damaged evtx record", f"{type(exc).__name__}: {exc}")
             continue
-        prov = system.get("Provider")
-        attrs = prov.get("#attributes", {}) if isinstance(prov, dict) else {}
-        tc = system.get("TimeCreated")
-        ts = _time(tc.get("#attributes", {}).get("SystemTime") if isinstance(tc, dict) else None)
-        if ts is None:
-            ts = _time(rec.get("timestamp"))
-        sec = system.get("Security")
-        sid = sec.get("#attributes", {}).get("UserID") if isinstance(sec, dict) else None
-        cols.add(
+        system = event.System
+        prov = system.Provider.attrs if system.Provider else None
+        tc = system.TimeCreated.attrs if system.TimeCreated else None
+        sec = system.Security.attrs if system.Security else None
+        ts = tc.SystemTime if tc and tc.SystemTime.__class__ is str else None
+        channel, computer, eid, rid = system.Channel, system.Computer, system.EventID, system.EventRecordID
+        add(
             n,
-            ts,
-            _text(system.get("Channel")),
-            attrs.get("Name") or attrs.get("EventSourceName"),
-            _int(system.get("EventID")),
-            _text(system.get("Computer")),
-            _int(system.get("EventRecordID")) or rec.get("event_record_id"),
-            sid,
-            _flat_data(event),
+            ts or _time(rec.get("timestamp")),
+            channel if channel.__class__ is str else _text(channel),
+            (prov.Name or prov.EventSourceName) if prov else None,
+            eid if eid.__class__ is int else _int(eid),
+            computer if computer.__class__ is str else _text(computer),
+            (rid if rid.__class__ is int else _int(rid)) or rec.get("event_record_id"),
+            sec.UserID if sec else None,
+            _flat_data(event.EventData, event.UserData),
         )
     cols.flush()
-    expected = expected_records(path)
+    expected = expected_records(path, *(part or (0, None)))
     lost = (expected or 0) - cols.count - sink.skip_counts["damaged evtx record"]
     if lost > 0:
         for _ in range(lost):  # counted one by one, like every skipped record
             sink.skip(0, "record lost in a damaged or truncated chunk", "")
+    return used[0] if used else 0
+
+
+def _add_generic(cols: _Columns, n: int, rec: dict[str, Any], sink: Sink) -> None:
+    try:
+        event = _decode(rec["data"])["Event"]
+        system = event["System"]
+    except (msgspec.DecodeError, KeyError, TypeError) as exc:
+        sink.skip(n, "damaged evtx record", f"{type(exc).__name__}: {exc}")
+        return
+    prov = system.get("Provider")
+    attrs = prov.get("#attributes", {}) if isinstance(prov, dict) else {}
+    tc = system.get("TimeCreated")
+    ts = _time(tc.get("#attributes", {}).get("SystemTime") if isinstance(tc, dict) else None)
+    if ts is None:
+        ts = _time(rec.get("timestamp"))
+    sec = system.get("Security")
+    sid = sec.get("#attributes", {}).get("UserID") if isinstance(sec, dict) else None
+    cols.add(
+        n,
+        ts,
+        _text(system.get("Channel")),
+        attrs.get("Name") or attrs.get("EventSourceName"),
+        _int(system.get("EventID")),
+        _text(system.get("Computer")),
+        _int(system.get("EventRecordID")) or rec.get("event_record_id"),
+        sid,
+        _flat_data(event.get("EventData"), event.get("UserData")),
+    )
 
 
 # -- JSON lines: Winlogbeat / Elastic Agent (winlog.*), Winlogbeat 5.x, Mordor (flat) ---------
@@ -495,6 +619,8 @@ FORMATS = (
         lambda head: 0.0,
         parse_file=parse_file,
         sniff_bytes=sniff_bytes,
+        parts=parts,
+        parse_part=parse_part,
     ),
     Format("winlog-json", "Windows events as JSON lines (Winlogbeat, Mordor)", sniff_json, parse_text=parse_json_text),
     Format("winlog-xml", "Windows events as XML (Event Viewer, wevtutil)", sniff_xml, parse_text=parse_xml_text),

@@ -1,0 +1,41 @@
+"""Big .evtx files made of real ones: the 64 KiB chunks of sample logs, repeated, behind one new
+file header (chunk count and header checksum set; every chunk keeps its own checksums). Used by
+the benchmark and by the tests of parsing a big file in parts."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+from wormhunt.sources.evtx import CHUNK_BYTES, HEADER_BYTES
+
+MAX_CHUNKS = 0xFFFF  # the header's chunk count is 16 bits
+
+
+def sample_chunks(samples: list[Path]) -> list[bytes]:
+    """Every chunk (with its `ElfChnk` signature) of the sample files, in order."""
+    out = []
+    for p in samples:
+        data = p.read_bytes()
+        for i in range((len(data) - HEADER_BYTES) // CHUNK_BYTES):
+            c = data[HEADER_BYTES + i * CHUNK_BYTES : HEADER_BYTES + (i + 1) * CHUNK_BYTES]
+            if c[:8] == b"ElfChnk\x00":
+                out.append(c)
+    return out
+
+
+def pack(samples: list[Path], rounds: int, dest: Path) -> int:
+    """Write one .evtx holding the samples' chunks `rounds` times (at most 65,535 chunks);
+    returns the number of chunks written."""
+    chunks = (sample_chunks(samples) * rounds)[:MAX_CHUNKS]
+    head = bytearray(samples[0].read_bytes()[:HEADER_BYTES])
+    struct.pack_into("<QQ", head, 8, 0, len(chunks) - 1)  # first and last chunk numbers
+    struct.pack_into("<H", head, 42, len(chunks))  # chunk count
+    struct.pack_into("<I", head, 124, zlib.crc32(bytes(head[:120])))  # header checksum
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest, "wb") as fh:
+        fh.write(head)
+        for c in chunks:
+            fh.write(c)
+    return len(chunks)
