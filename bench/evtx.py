@@ -15,13 +15,17 @@ event), so hashing the input costs about as much as the raw parse itself.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import resource
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+
+import psutil
 
 from wormhunt.analyze import events as ev
 from wormhunt.ingest import ingest
@@ -35,6 +39,41 @@ sys.modules.pop("evtx", None)
 evtx = importlib.import_module("evtx")
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "evtx"
+
+
+class Tree:
+    """Peak RSS of this process plus its worker processes (the forkserver's children too) and
+    the CPU seconds they used, sampled every 100 ms (a worker's last 100 ms may be missed)."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self.cpu: dict[int, float] = {}
+        me = psutil.Process().cpu_times()
+        self.before = me.user + me.system  # this process's CPU before the measured work
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> None:
+        me = psutil.Process()
+        total = 0
+        for p in [me, *me.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                total += p.memory_info().rss
+                t = p.cpu_times()
+                self.cpu[p.pid] = t.user + t.system
+        self.peak = max(self.peak, total)
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.1):
+            self._sample()
+
+    def close(self) -> tuple[float, float]:
+        """(peak MiB, CPU seconds)."""
+        self.stop.set()
+        self.thread.join()
+        self._sample()
+        return self.peak / 2**20, sum(self.cpu.values()) - self.before
 
 
 def main() -> None:
@@ -52,7 +91,7 @@ def main() -> None:
             per_file = MAX_CHUNKS // len(sample_chunks(samples))
             for k in range(-(-rounds // per_file)):
                 dest = tmp / "in" / f"packed{k:02d}.evtx"
-                pack(samples, min(per_file, rounds - k * per_file), dest)
+                pack(samples, min(per_file, rounds - k * per_file), dest, tag=k)
                 files.append(dest)
             rounds = 0
         for i in range(rounds):
@@ -66,6 +105,7 @@ def main() -> None:
         t = time.perf_counter()
         raw = sum(sum(1 for _ in evtx.PyEvtxParser(str(f)).records_json()) for f in files)
         raw_s = time.perf_counter() - t
+        tree = Tree()
         with Case(tmp / "case") as case:
             t = time.perf_counter()
             ingest(case, [tmp / "in"])
@@ -74,15 +114,16 @@ def main() -> None:
             t = time.perf_counter()
             found = ev.findings(case)
             detect_s = time.perf_counter() - t
+        peak, cpu = tree.close()
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         print(f"files {len(files)}, events {n} (raw parser {raw})")
         print(f"raw evtx parser      {raw / raw_s:>10,.0f} events/s ({raw_s:.1f} s)")
         print(f"wormhunt ingest      {n / ingest_s:>10,.0f} events/s ({ingest_s:.1f} s)")
         total = ingest_s + detect_s
         print(f"ingest + detections  {n / total:>10,.0f} events/s ({total:.1f} s, {len(found)} findings)")
         print(f"ratio to raw parser  {100 * (n / total) / (raw / raw_s):.0f} %")
-        print(f"peak RSS             {rss:,.0f} MiB (largest worker process {child:,.0f} MiB)")
+        print(f"peak RSS             {rss:,.0f} MiB this process, {peak:,.0f} MiB with its workers")
+        print(f"CPU time             {cpu:.1f} s (this process and its workers, user + system)")
         print(f"input                {sum(f.stat().st_size for f in files) / 2**20:,.0f} MiB (all hashed)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -330,3 +330,39 @@ def test_big_evtx_parsed_in_parts_matches_one_pass(tmp_path: Path, monkeypatch, 
     if truncate:
         assert entry.skip_reasons.get("record lost in a damaged or truncated chunk", 0) > 0
         assert [w["code"] for w in entry.warnings] == ["evtx_truncated"]
+
+
+def test_repeated_events_make_one_finding_per_host(tmp_path: Path) -> None:
+    """A worm service reinstalled after every clean-up: one finding per host with the count,
+    first and last time, and the first events as evidence."""
+
+    def line(host: str, minute: int, image: str = "C:\\Windows\\AppDiagnostics\\x.exe") -> str:
+        return json.dumps(
+            {
+                "@timestamp": f"2024-01-01T10:{minute:02d}:00Z",
+                "winlog": {
+                    "channel": "System",
+                    "event_id": 7045,
+                    "computer_name": f"{host}.corp",
+                    "record_id": minute,
+                    "provider_name": "Service Control Manager",
+                    "event_data": {"ServiceName": "snmpstorsrv", "ImagePath": image},
+                },
+            }
+        )
+
+    lines = [line("pc1", m) for m in (30, 5, 12, 40, 7, 21, 50)]  # out of order on purpose
+    lines += [line("pc2", 9), line("pc1", 45, image="C:\\Windows\\Temp\\other.exe")]
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "events.json").write_text("\n".join(lines), encoding="utf-8")
+    with Case(tmp_path / "case") as case:
+        ingest(case, [tmp_path / "in"])
+        found = [f for f in ev.findings(case) if f.rule == "events.service_install_family"]
+    by = {(f.host, f.params["image"]): f for f in found}
+    assert len(found) == 3
+    pc1 = by[("PC1", "C:\\Windows\\AppDiagnostics\\x.exe")]
+    assert pc1.params["count"] == 7
+    assert (pc1.first_seen, pc1.last_seen) == (datetime(2024, 1, 1, 10, 5), datetime(2024, 1, 1, 10, 50))
+    assert [e.line for e in pc1.evidence] == [2, 5, 3, 6, 1]  # the first five in time: minutes 5, 7, 12, 21, 30
+    assert "count" not in by[("PC2", "C:\\Windows\\AppDiagnostics\\x.exe")].params
+    assert by[("PC1", "C:\\Windows\\Temp\\other.exe")].first_seen == datetime(2024, 1, 1, 10, 45)

@@ -1,7 +1,8 @@
 """Detections over Windows event logs (the `events` table), feeding the one Finding type.
 
 Event times are written by the host's event log service, not by the malware: every finding
-here carries the event time as `first_seen`, the trustworthy anchor of the timeline.
+here carries the event time as `first_seen`, the trustworthy anchor of the timeline. Identical
+events on one host make one finding (first and last time, `count`, the first few as evidence).
 
 - 7045 / 4697 service installs: family service names (knowledge base), images in worm or
   suspicious folders, `%COMSPEC%` / encoded PowerShell services, random-looking names.
@@ -45,12 +46,25 @@ BUILTIN_WMI = ("scm event log filter", "scm event log consumer")
 SIGMA_DIRS: list[Path] = []
 
 
+# Identical events on one host (the same service installed again after each clean-up, the same
+# command line every hour) make one finding: first and last time, how many, the first few as
+# evidence. `_GROUPED` is the select list every grouped detector query ends with.
+EVIDENCE_LIMIT = 5
+_GROUPED = f"""count(*) AS n, min(ts) AS ts, max(ts) AS last,
+    list({{'evidence_id': evidence_id, 'line': line}} ORDER BY ts, line)[1:{EVIDENCE_LIMIT}] AS ev"""
+
+
 def _ref(r: dict[str, Any]) -> list[EvidenceRef]:
+    if "ev" in r:
+        return [EvidenceRef("events", int(e["evidence_id"]), int(e["line"])) for e in r["ev"]]
     return [EvidenceRef("events", int(r["evidence_id"]), int(r["line"]))]
 
 
 def _f(rule: str, r: dict[str, Any], sev: str, attack: str, title: str, **params: Any) -> Finding:
-    return Finding(rule, r["host"] or "unknown-host", sev, attack, title, params, r["ts"], r["ts"], _ref(r))
+    if r.get("n", 1) > 1:
+        params["count"] = r["n"]
+    last = r.get("last") or r["ts"]
+    return Finding(rule, r["host"] or "unknown-host", sev, attack, title, params, r["ts"], last, _ref(r))
 
 
 def unquote(value: str | None) -> str:
@@ -154,12 +168,10 @@ def _service_verdicts(name: str, image: str, event_id: int, rules: _Rules) -> _V
 def service_installs(case: Case, rules: _Rules) -> list[Finding]:
     out: list[Finding] = []
     rows = case.query(
-        """SELECT host, ts, event_id, evidence_id, line,
-                  coalesce(data['ServiceName'], '') AS name,
-                  coalesce(data['ImagePath'], data['ServiceFileName'], '') AS image,
-                  coalesce(data['AccountName'], data['ServiceAccount']) AS account
+        f"""SELECT host, event_id, coalesce(data['ServiceName'], '') AS name,
+                  coalesce(data['ImagePath'], data['ServiceFileName'], '') AS image, {_GROUPED}
            FROM events WHERE (event_id = 7045 AND channel = 'System') OR (event_id = 4697 AND channel = 'Security')
-           ORDER BY host, ts"""
+           GROUP BY ALL ORDER BY host, ts, name"""
     )
     seen: dict[tuple[str, str, int], _Verdicts] = {}
     for r in rows:
@@ -206,12 +218,11 @@ def processes(case: Case, rules: _Rules) -> list[Finding]:
     worm = [(normalize_path(w["path"]).rstrip("\\"), w) for w in kb["worm_folders"]]
     out: list[Finding] = []
     rows = case.query(
-        f"""SELECT host, ts, event_id, evidence_id, line,
-                  coalesce(data['Image'], data['NewProcessName'], '') AS image,
+        f"""SELECT host, coalesce(data['Image'], data['NewProcessName'], '') AS image,
                   coalesce(data['CommandLine'], '') AS cmd,
-                  coalesce(data['ProcessId'], data['NewProcessId']) AS pid
+                  min_by(coalesce(data['ProcessId'], data['NewProcessId']), ts) AS pid, {_GROUPED}
            FROM events WHERE (event_id = 1 AND channel = '{SYSMON}') OR (event_id = 4688 AND channel = 'Security')
-           ORDER BY host, ts"""
+           GROUP BY ALL ORDER BY host, ts, image"""
     )
     seen: dict[tuple[str, str], _Verdicts] = {}
     for r in rows:
@@ -237,19 +248,20 @@ def smb_fanout(case: Case) -> list[Finding]:
     )
     out = []
     for r in rows:
-        f = _f("events.smb_fanout", r, "high", "T1210", "finding.ev_smb_fanout", image=r["shown"], count=r["targets"])
-        f.last_seen = r["last"]
-        out.append(f)
+        out.append(
+            _f("events.smb_fanout", r, "high", "T1210", "finding.ev_smb_fanout", image=r["shown"], count=r["targets"])
+        )
     return out
 
 
 def wmi_subscriptions(case: Case) -> list[Finding]:
     out: list[Finding] = []
     rows = case.query(
-        f"""SELECT host, ts, event_id, evidence_id, line, data['Operation'] AS op, data['Name'] AS name,
+        f"""SELECT host, event_id, data['Operation'] AS op, data['Name'] AS name,
                   data['Query'] AS query, data['Destination'] AS dest, data['Type'] AS type,
-                  data['Consumer'] AS consumer, data['Filter'] AS filter
-           FROM events WHERE channel = '{SYSMON}' AND event_id IN (19, 20, 21) ORDER BY host, ts"""
+                  data['Consumer'] AS consumer, data['Filter'] AS filter, {_GROUPED}
+           FROM events WHERE channel = '{SYSMON}' AND event_id IN (19, 20, 21)
+           GROUP BY ALL ORDER BY host, ts, event_id"""
     )
     for r in rows:
         if (r["op"] or "").strip().lower() == "deleted":
@@ -293,9 +305,9 @@ def wmi_subscriptions(case: Case) -> list[Finding]:
                 )
             )
     for r in case.query(
-        f"""SELECT host, ts, evidence_id, line, data['ESS'] AS ess, data['CONSUMER'] AS consumer,
-                  data['PossibleCause'] AS cause
-           FROM events WHERE channel = '{WMI_ACTIVITY}' AND event_id = 5861 ORDER BY host, ts"""
+        f"""SELECT host, data['ESS'] AS ess, data['CONSUMER'] AS consumer, data['PossibleCause'] AS cause, {_GROUPED}
+           FROM events WHERE channel = '{WMI_ACTIVITY}' AND event_id = 5861
+           GROUP BY ALL ORDER BY host, ts, ess"""
     ):
         fname = (r["ess"] or "").strip()
         cname = _quoted_name(r["consumer"] or "")
@@ -355,7 +367,6 @@ def remote_exec(case: Case) -> list[Finding]:
             account=r["account"] or "",
             shares=", ".join(sorted(r["targets"])),
         )
-        f.last_seen = r["last"]
         f.ip = None
         out.append(f)
     return out
@@ -363,9 +374,10 @@ def remote_exec(case: Case) -> list[Finding]:
 
 def defender(case: Case) -> list[Finding]:
     rows = case.query(
-        f"""SELECT host, ts, event_id, evidence_id, line, data['Threat Name'] AS threat, data['Path'] AS path,
-                  data['Action Name'] AS action, data['Severity Name'] AS sev
-           FROM events WHERE channel = '{DEFENDER}' AND event_id IN (1116, 1117) ORDER BY host, ts"""
+        f"""SELECT host, event_id, data['Threat Name'] AS threat, data['Path'] AS path,
+                  data['Action Name'] AS action, data['Severity Name'] AS sev, {_GROUPED}
+           FROM events WHERE channel = '{DEFENDER}' AND event_id IN (1116, 1117)
+           GROUP BY ALL ORDER BY host, ts, event_id"""
     )
     return [
         _f(

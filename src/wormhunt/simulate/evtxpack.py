@@ -25,11 +25,13 @@ def sample_chunks(samples: list[Path]) -> list[bytes]:
     return out
 
 
-def pack(samples: list[Path], rounds: int, dest: Path) -> int:
+def pack(samples: list[Path], rounds: int, dest: Path, tag: int = 0) -> int:
     """Write one .evtx holding the samples' chunks `rounds` times (at most 65,535 chunks);
-    returns the number of chunks written."""
+    returns the number of chunks written. `tag` goes into the header's padding, so files packed
+    alike still differ (a case keeps one copy of identical files)."""
     chunks = (sample_chunks(samples) * rounds)[:MAX_CHUNKS]
     head = bytearray(samples[0].read_bytes()[:HEADER_BYTES])
+    head[HEADER_BYTES - 8 :] = tag.to_bytes(8, "little")
     struct.pack_into("<QQ", head, 8, 0, len(chunks) - 1)  # first and last chunk numbers
     struct.pack_into("<H", head, 42, len(chunks))  # chunk count
     struct.pack_into("<I", head, 124, zlib.crc32(bytes(head[:120])))  # header checksum
