@@ -43,17 +43,24 @@ def _spamsum_pass_py(data, bs, table):  # compiled by numba below; plain Python 
     rh = np.int64(0)
     mask = np.int64(0xFFFFFFFF)
     bs2 = bs * 2
+    # bs is 3 * 2**n: `rh % bs == bs - 1` needs the low n bits of rh + 1 clear, a mask test that
+    # fails for all but one byte in 2**n, so the division runs only then.
+    low = bs & -bs
+    low -= 1
+    k = 0
     for i in range(data.shape[0]):
         c = np.int64(data[i])
         b1 = table[b1] ^ (c & 63)
         b2 = table[b2] ^ (c & 63)
-        k = i % ROLL_WINDOW
         h2 = (h2 - h1 + ROLL_WINDOW * c) & mask
         h1 = (h1 + c - win[k]) & mask
         win[k] = c
+        k += 1
+        if k == ROLL_WINDOW:
+            k = 0
         h3 = ((h3 << 5) & mask) ^ c
         rh = (h1 + h2 + h3) & mask
-        if rh % bs == bs - 1:
+        if (rh + 1) & low == 0 and rh % bs == bs - 1:
             last1 = b1
             if n1 < SPAMSUM_LENGTH - 1:
                 out1[n1] = b1

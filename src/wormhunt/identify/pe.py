@@ -24,7 +24,7 @@ SYSTEM_NAMES = re.compile(
 _lief = None
 
 
-def _load_lief():
+def load_lief():
     global _lief
     if _lief is None:
         import lief
@@ -96,7 +96,7 @@ def pe_facts(data: bytes, file_name: str) -> PeFacts:
     if len(data) < 64 or data[:2] != b"MZ":
         return PeFacts(is_pe=False)
     try:
-        lief = _load_lief()
+        lief = load_lief()
         binary = lief.PE.parse(io.BytesIO(data))
     except Exception as exc:  # lief raises on some malformed inputs
         return PeFacts(is_pe=True, error=f"{type(exc).__name__}: {exc}")
