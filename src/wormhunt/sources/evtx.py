@@ -251,7 +251,7 @@ class _ChunkView(io.RawIOBase):
     the whole chunk."""
 
     def __init__(self, path: Path, first: int, last: int) -> None:
-        self.fh = open(path, "rb")  # noqa: SIM115 - closed with this object
+        self.fh = open(path, "rb", buffering=0)  # noqa: SIM115 - closed with this object
         head = bytearray(self.fh.read(HEADER_BYTES).ljust(HEADER_BYTES, b"\0"))
         if first or last != _chunk_count(path.stat().st_size):
             struct.pack_into("<QQ", head, 8, 0, max(0, last - first - 1))  # first and last chunk numbers
@@ -262,6 +262,10 @@ class _ChunkView(io.RawIOBase):
         self.real_end = path.stat().st_size
         self.size = HEADER_BYTES + (last - first) * CHUNK_BYTES
         self.pos = 0
+        # The parser asks for a few bytes at a time (about 40 reads a chunk): they are served
+        # from a window of the file read in one call, not from a system call each.
+        self.win_at = 0
+        self.win = b""
 
     def readable(self) -> bool:
         return True
@@ -286,8 +290,14 @@ class _ChunkView(io.RawIOBase):
             self.pos += len(out)
         if end > self.pos:
             real = self.start + self.pos - HEADER_BYTES
-            self.fh.seek(real)
-            data = self.fh.read(max(0, min(end - self.pos, self.real_end - real)))
+            want = min(end - self.pos, self.real_end - real)
+            if want > 0:
+                if not (self.win_at <= real and real + want <= self.win_at + len(self.win)):
+                    self.fh.seek(real)
+                    self.win_at, self.win = real, self.fh.read(max(want, WINDOW_BYTES))
+                data = self.win[real - self.win_at : real - self.win_at + want]
+            else:
+                data = b""
             out += data + b"\0" * (end - self.pos - len(data))
             self.pos = end
         return out
@@ -306,6 +316,8 @@ def _chunk_count(size: int) -> int:
     """Chunks in a file of `size` bytes, a truncated last one included."""
     return max(0, -(-(size - HEADER_BYTES) // CHUNK_BYTES))
 
+
+WINDOW_BYTES = 1 << 20  # how much of the file a _ChunkView reads at once
 
 # A big file is parsed in parts of this many chunks (16 MiB), one part per worker task.
 PART_CHUNKS = 256
