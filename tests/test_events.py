@@ -366,3 +366,63 @@ def test_repeated_events_make_one_finding_per_host(tmp_path: Path) -> None:
     assert [e.line for e in pc1.evidence] == [2, 5, 3, 6, 1]  # the first five in time: minutes 5, 7, 12, 21, 30
     assert "count" not in by[("PC2", "C:\\Windows\\AppDiagnostics\\x.exe")].params
     assert by[("PC1", "C:\\Windows\\Temp\\other.exe")].first_seen == datetime(2024, 1, 1, 10, 45)
+
+
+def test_unparseable_system_time_falls_back_to_the_record_time() -> None:
+    sink = MemorySink()
+    cols = evtx._Columns(sink, "evtx")
+    common = ("System", "p", 7045, "pc1", 1, None, {})
+    cols.add(1, "2024-01-01T10:00:00.000001Z", *common, alt_ts="2000-01-01 00:00:00.000000 UTC")
+    cols.add(2, " ", *common, alt_ts="2024-01-01 11:00:00.000000 UTC")  # blank SystemTime
+    cols.add(3, "0000-00-00T00:00:00Z", *common, alt_ts="2024-01-01 12:00:00.500000 UTC")
+    cols.add(4, datetime(2024, 1, 1, 13), *common)  # a datetime given in a mixed batch
+    cols.add(5, "garbage", *common)  # nothing to fall back on
+    cols.flush()
+    assert [r["ts"] for r in sink.of("events")] == [
+        datetime(2024, 1, 1, 10, 0, 0, 1),
+        datetime(2024, 1, 1, 11),
+        datetime(2024, 1, 1, 12, 0, 0, 500000),
+        datetime(2024, 1, 1, 13),
+        None,
+    ]
+
+
+@real
+def test_a_part_that_kills_its_worker_is_counted_lost_and_the_rest_kept(tmp_path: Path, monkeypatch) -> None:
+    import dataclasses
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    import wormhunt.ingest as ingest_mod
+    from wormhunt.simulate.evtxpack import pack
+    from wormhunt.sources import FORMATS
+
+    big = tmp_path / "in" / "big.evtx"
+    pack(sorted(DATA.glob("*.evtx")), 3, big)
+    whole = sorted(_parse(big).of("events"), key=lambda r: r["line"])
+    monkeypatch.setattr(evtx, "PART_CHUNKS", 4)
+    monkeypatch.setattr(ingest_mod, "SPLIT_MIN_BYTES", 0)
+    parts = evtx.parts(big)
+    deadly_part = parts[1]
+    parent = os.getpid()
+
+    def deadly(path, part, sink):  # as if this part exhausted the worker's memory: it dies, every time
+        if part == deadly_part and os.getpid() != parent:
+            os._exit(9)
+        return evtx.parse_part(path, part, sink)
+
+    # fork: the workers inherit the changed format table
+    monkeypatch.setitem(FORMATS, "evtx", dataclasses.replace(FORMATS["evtx"], parse_part=deadly))
+    ctx = mp.get_context("fork")
+    monkeypatch.setattr(ingest_mod, "_pool", lambda count: ProcessPoolExecutor(2, mp_context=ctx))
+    with Case(tmp_path / "case") as case:
+        (entry,) = ingest(case, [tmp_path / "in"])
+        rows = case.query("SELECT line, record_id, event_id FROM events ORDER BY line")
+    lost = evtx.expected_records(big, *deadly_part)
+    assert lost and entry.status == "ingested", entry.message
+    assert entry.skip_reasons == {"part of the file lost: its worker process died (out of memory or killed)": lost}
+    kept = [(r["line"], r["record_id"], r["event_id"]) for r in whole]
+    first = sum(1 for r in whole if r["line"] <= evtx.expected_records(big, *parts[0]))
+    del kept[first : first + lost]  # the lost part's records; the lines after it keep their numbers
+    assert [(r["line"], r["record_id"], r["event_id"]) for r in rows] == kept

@@ -327,3 +327,30 @@ def test_family_knowledge_base_names_the_file(tmp_path: Path) -> None:
     assert "family_kb" in by_name["snmpstorsrv.dll"].detections()
     assert by_name["notes.txt"].families == [] and "family_kb" not in by_name["notes.txt"].detections()
     assert result.summary.engines["family_kb"].detected == 1
+
+
+def test_workers_are_not_forked_from_a_process_that_has_scanned(tmp_path: Path) -> None:
+    """yara-x runs its scan-timeout thread in a process once it has scanned with a timeout; a
+    child forked from that process lacks the thread and its timeouts never fire."""
+    code = """
+import sys
+from pathlib import Path
+from wormhunt.identify import identify, scan
+from wormhunt.identify.yarascan import compile_rules, may_fork
+compiled = compile_rules([])
+folder = Path(sys.argv[1])
+before = scan._executor("process", 2, compiled, scan.Options())[0]
+print(before._mp_context.get_start_method(), may_fork())
+before.shutdown()
+identify([folder], use_clamav=False, workers=1)  # scans in this process
+after = scan._executor("process", 2, compiled, scan.Options())[0]
+print(after._mp_context.get_start_method(), may_fork())
+after.shutdown()
+"""
+    (tmp_path / "a.txt").write_bytes(FUZZBUNCH)
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
+    first, second = out.stdout.split("\n")[:2]
+    if not first.startswith("fork"):
+        pytest.skip("this platform does not fork by default")
+    assert first == "fork True"
+    assert second.split() in (["forkserver", "False"], ["spawn", "False"])

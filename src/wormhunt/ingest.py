@@ -404,12 +404,12 @@ def _parse_streaming(fmt: Format, path: Path, det: Detection, sink: StoreSink, w
         and path.stat().st_size >= SPLIT_MIN_BYTES
         and workers.ensure() is not None
     ):
-        digest: list[str | OSError] = []
+        digest: list[str | Exception] = []
 
         def hash_file() -> None:
             try:
                 digest.append(sha256_file(path))
-            except OSError as exc:
+            except Exception as exc:  # raised again below, in this thread
                 digest.append(exc)
 
         hashing = threading.Thread(target=hash_file, daemon=True)
@@ -418,7 +418,7 @@ def _parse_streaming(fmt: Format, path: Path, det: Detection, sink: StoreSink, w
             _parse_split(fmt, path, sink, workers)
         finally:
             hashing.join()
-        if isinstance(digest[0], OSError):
+        if isinstance(digest[0], Exception):
             raise digest[0]
         return digest[0]
     hasher = _Hasher()
@@ -440,39 +440,55 @@ def _part_worker(job: tuple[Path, str, Any]) -> tuple[TableSink, int]:
 
 def _parse_split(fmt: Format, path: Path, sink: StoreSink, workers: _Workers) -> None:
     """The file's parts parsed by the workers, at most `SPLIT_WINDOW` in flight, and stored
-    here in file order with their line numbers continued. A part whose worker died is parsed
-    here, and so is the rest when no pool is left."""
-    flying: deque[tuple[Future[tuple[TableSink, int]], Any]] = deque()
+    here in file order with their line numbers continued. When the pool breaks, the parts in
+    flight are parsed again one by one in a fresh pool: one that breaks that too is counted as
+    lost, never parsed in this process (it may be what exhausted the worker's memory). With no
+    pool left, this process parses the parts not yet started, as it parses any big log."""
+    Flying = tuple[Future[tuple[TableSink, int]], Any, ProcessPoolExecutor]
+    flying: deque[Flying] = deque()
     queued = iter(fmt.parts(path))  # type: ignore[misc]
+    offset = 0
 
     def fill() -> None:
-        while len(flying) < SPLIT_WINDOW and workers.pool is not None:
+        while len(flying) < SPLIT_WINDOW and (pool := workers.pool) is not None:
             part = next(queued, None)
             if part is None:
                 return
             try:
-                flying.append((workers.pool.submit(_part_worker, (path, fmt.name, part)), part))
+                flying.append((pool.submit(_part_worker, (path, fmt.name, part)), part, pool))
             except BrokenProcessPool:
-                flying.append((_broken(), part))  # type: ignore[arg-type]
-
-    offset = 0
+                flying.append((_broken(), part, pool))  # type: ignore[arg-type]
 
     def store(got: TableSink, used: int) -> None:
         nonlocal offset
         got.replay(sink, offset)
         offset += used
 
+    def alone(part: Any) -> None:
+        nonlocal offset
+        if (pool := workers.pool) is None:
+            store(*_part_worker((path, fmt.name, part)))
+            return
+        try:
+            store(*pool.submit(_part_worker, (path, fmt.name, part)).result())
+        except BrokenProcessPool:
+            workers.renew(pool)
+            lost = max(1, (fmt.part_records(path, part) if fmt.part_records else None) or 1)
+            for _ in range(lost):
+                sink.skip(0, "part of the file lost: its worker process died (out of memory or killed)", "")
+            offset += lost
+
     fill()
     while flying:
-        future, part = flying.popleft()
+        future, part, pool = flying.popleft()
         try:
             store(*future.result())
-        except BrokenProcessPool:  # every part in flight is lost with the pool: parse them here
-            stranded = [part, *(p for _, p in flying)]
+        except BrokenProcessPool:
+            stranded = [part, *(p for _, p, _ in flying)]
             flying.clear()
-            workers.renew()
+            workers.renew(pool)
             for p in stranded:
-                store(*_part_worker((path, fmt.name, p)))
+                alone(p)
         fill()
     for part in queued:  # no pool left
         store(*_part_worker((path, fmt.name, part)))
@@ -563,7 +579,11 @@ class _Workers:
             self.pool = _pool(POOL_MIN_FILES)
         return self.pool
 
-    def renew(self) -> None:
+    def renew(self, broken: ProcessPoolExecutor | None) -> None:
+        """Replace `broken` (the pool a failed future came from); nothing to do when it has
+        already been replaced, by whoever saw it break first."""
+        if broken is not self.pool:
+            return
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
         self.restarts += 1
@@ -587,29 +607,30 @@ def _in_order(workers: _Workers, jobs: list[tuple[Path, str, Encoding]]) -> Iter
     killed a worker is named (an error entry) and the others are kept; None means: parse it
     here (no pool left)."""
     batches = [jobs[i : i + POOL_BATCH] for i in range(0, len(jobs), POOL_BATCH)]
-    flying: deque[tuple[Future[list[Parsed | str]], list[tuple[Path, str, Encoding]]]] = deque()
+    Flying = tuple[Future[list[Parsed | str]], list[tuple[Path, str, Encoding]], ProcessPoolExecutor]
+    flying: deque[Flying] = deque()
     queued = iter(batches)
 
     def fill() -> bool:
-        while len(flying) < POOL_WINDOW and workers.pool is not None:
+        while len(flying) < POOL_WINDOW and (pool := workers.pool) is not None:
             batch = next(queued, None)
             if batch is None:
                 return True
             try:
-                flying.append((workers.pool.submit(_parse_batch, batch), batch))
+                flying.append((pool.submit(_parse_batch, batch), batch, pool))
             except BrokenProcessPool:
-                flying.append((_broken(), batch))
+                flying.append((_broken(), batch, pool))
         return True
 
     fill()
     while flying:
-        future, batch = flying[0]
+        future, batch, pool = flying[0]
         try:
             done = future.result()
         except BrokenProcessPool:
-            stranded = [job for _, b in flying for job in b]
+            stranded = [job for _, b, _ in flying for job in b]
             flying.clear()
-            workers.renew()
+            workers.renew(pool)
             yield from _isolate(workers, stranded)
             fill()
             continue
@@ -629,14 +650,14 @@ def _broken() -> Future[list[Parsed | str]]:
 def _isolate(workers: _Workers, jobs: list[tuple[Path, str, Encoding]]) -> Iterator[Parsed | str | None]:
     """Each job alone in the pool: one that breaks a fresh pool is the culprit."""
     for job in jobs:
-        if workers.pool is None:
+        if (pool := workers.pool) is None:
             yield None
             continue
         try:
-            yield workers.pool.submit(_parse_batch, [job]).result()[0]
+            yield pool.submit(_parse_batch, [job]).result()[0]
         except BrokenProcessPool:
             yield "parser failed: the worker process parsing this file died (out of memory or killed)"
-            workers.renew()
+            workers.renew(pool)
 
 
 def _pooled(item: Input) -> bool:

@@ -201,9 +201,14 @@ class TableSink(ArrowSink):
         sink.skips.extend(
             Skip(s.line + line_offset if s.line > 0 else s.line, s.reason, s.text) for s in self.skips[: max(0, room)]
         )
-        for key, value in self.meta.items():
-            if isinstance(value, list) and isinstance(sink.meta.get(key), list):
-                sink.meta[key].extend(value)  # warnings of several parts
+        for key, value in self.meta.items():  # several parts of one file: lists join, flags and counts add up
+            have = sink.meta.get(key)
+            if isinstance(value, list):
+                sink.meta[key] = [*(have if isinstance(have, list) else []), *value]
+            elif isinstance(value, bool):
+                sink.meta[key] = bool(have) or value
+            elif isinstance(value, int) and isinstance(have, int) and not isinstance(have, bool):
+                sink.meta[key] = have + value
             else:
                 sink.meta[key] = value
 

@@ -51,7 +51,7 @@ SIGMA_DIRS: list[Path] = []
 # evidence. `_GROUPED` is the select list every grouped detector query ends with.
 EVIDENCE_LIMIT = 5
 _GROUPED = f"""count(*) AS n, min(ts) AS ts, max(ts) AS last,
-    list({{'evidence_id': evidence_id, 'line': line}} ORDER BY ts, line)[1:{EVIDENCE_LIMIT}] AS ev"""
+    min_by({{'evidence_id': evidence_id, 'line': line}}, {{'ts': ts, 'line': line}}, {EVIDENCE_LIMIT}) AS ev"""
 
 
 def _ref(r: dict[str, Any]) -> list[EvidenceRef]:
@@ -218,7 +218,7 @@ def processes(case: Case, rules: _Rules) -> list[Finding]:
     worm = [(normalize_path(w["path"]).rstrip("\\"), w) for w in kb["worm_folders"]]
     out: list[Finding] = []
     rows = case.query(
-        f"""SELECT host, coalesce(data['Image'], data['NewProcessName'], '') AS image,
+        f"""SELECT host, event_id, coalesce(data['Image'], data['NewProcessName'], '') AS image,
                   coalesce(data['CommandLine'], '') AS cmd,
                   min_by(coalesce(data['ProcessId'], data['NewProcessId']), ts) AS pid, {_GROUPED}
            FROM events WHERE (event_id = 1 AND channel = '{SYSMON}') OR (event_id = 4688 AND channel = 'Security')

@@ -32,7 +32,7 @@ from wormhunt.identify.hashes import hash_file
 from wormhunt.identify.model import ENGINES, EngineSummary, FileResult, IdentifyResult, Note, Summary
 from wormhunt.identify.pe import load_lief, pe_facts
 from wormhunt.identify.walk import MAX_SIZE, Entry, walk
-from wormhunt.identify.yarascan import CompiledRules, YaraEngine, compile_rules, deserialize
+from wormhunt.identify.yarascan import CompiledRules, YaraEngine, compile_rules, deserialize, may_fork
 
 _MAGIC = (
     (b"MZ", "EXE"),
@@ -120,8 +120,11 @@ def _init_process(rules: yara_x.Rules | bytes | None, opts: Options) -> None:
 def _warm_up() -> None:
     """Load what every worker needs (lief, the compiled ssdeep pass) once, here, before the pool
     forks: otherwise each worker spends about 0.4 s of CPU doing it for itself."""
-    load_lief()
-    ssdeep(b"warm-up")
+    try:
+        load_lief()
+        ssdeep(b"warm-up")
+    except Exception:  # each file reports what fails for it
+        pass
 
 
 def _run_in_process(entry: Entry) -> FileResult:
@@ -139,6 +142,8 @@ def _executor(kind: str, workers: int, compiled: CompiledRules, opts: Options) -
         return ThreadPoolExecutor(workers), run
     ctx = mp.get_context()
     forked = ctx.get_start_method() == "fork"
+    if forked and not may_fork():  # this process has scanned: its children would lack yara-x's timeout thread
+        ctx, forked = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"), False
     if forked:
         _warm_up()
     # A forked worker inherits the compiled rules as they are; others get them serialized.

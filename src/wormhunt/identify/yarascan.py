@@ -10,6 +10,7 @@ A rule file that does not compile is skipped with a warning naming it; the other
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
@@ -22,6 +23,14 @@ EXTERNALS = ("filename", "filepath", "extension", "filetype", "owner")
 META_KEYS = ("author", "description", "family", "confidence", "reference", "score", "date")
 RULE_SUFFIXES = (".yar", ".yara")
 SCAN_TIMEOUT_S = 60
+# Processes that have scanned with a timeout: yara-x then runs its timeout thread, which a
+# process forked from them does not get (a timeout would never fire there), see `may_fork`.
+_SCANNED_IN: set[int] = set()
+
+
+def may_fork() -> bool:
+    """Whether scanning workers may be forked from this process."""
+    return os.getpid() not in _SCANNED_IN
 
 
 def project_rule_files() -> list[Path]:
@@ -140,8 +149,15 @@ class YaraEngine:
     def __init__(self, rules: yara_x.Rules) -> None:
         self.scanner = yara_x.Scanner(rules)
         self.scanner.set_timeout(SCAN_TIMEOUT_S)
+        self.marked = False
+
+    def _mark(self) -> None:
+        _SCANNED_IN.add(os.getpid())
+        self.marked = True
 
     def scan(self, data: bytes, path: Path, filetype: str, owner: str) -> list[YaraMatch]:
+        if not self.marked:
+            self._mark()
         s = self.scanner
         s.set_global("filename", path.name)
         s.set_global("filepath", str(path))

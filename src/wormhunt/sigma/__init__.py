@@ -248,7 +248,7 @@ def run_rules(case: Any, rules: list[Rule], limit: int = 5) -> list[Finding]:
     for rule in rules:
         rows = case.query(
             f"""SELECT host, count(*) AS n, min(ts) AS first, max(ts) AS last,
-                       list({{'evidence_id': evidence_id, 'line': line}} ORDER BY ts, line)[1:{limit}] AS ev
+                       min_by({{'evidence_id': evidence_id, 'line': line}}, {{'ts': ts, 'line': line}}, {limit}) AS ev
                 FROM events WHERE {rule.sql} GROUP BY host ORDER BY host"""
         )
         for r in rows:

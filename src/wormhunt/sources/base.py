@@ -116,3 +116,4 @@ class Format:
     sniff_bytes: Callable[[bytes], float] | None = None  # binary formats: raw head -> confidence
     parts: PartLister | None = None  # a big file is parsed part by part in worker processes
     parse_part: PartParser | None = None
+    part_records: Callable[[Path, Any], int | None] | None = None  # records a part declares (counted if lost)

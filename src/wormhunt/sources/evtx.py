@@ -87,6 +87,7 @@ class _Columns:
         self.line: list[int] = []
         self.host: list[str | None] = []
         self.ts: list[Any] = []
+        self.alt: list[str | None] = []  # the record's own time, when `ts` text does not parse
         self.channel: list[str | None] = []
         self.provider: list[str | None] = []
         self.event_id: list[int | None] = []
@@ -109,8 +110,10 @@ class _Columns:
         record_id: int | None,
         sid: str | None,
         data: dict[str, Any],
+        alt_ts: str | None = None,
     ) -> None:
-        """One event; `ts` is a datetime, or ISO text that `flush` converts for the whole batch."""
+        """One event; `ts` is a datetime, or ISO text that `flush` converts for the whole batch
+        (`alt_ts`, the record's own time, when that text does not parse)."""
         self.count += 1
         self.line.append(line)
         host = self._hosts.get(computer)
@@ -118,6 +121,7 @@ class _Columns:
             host = self._hosts[computer] = short_host(computer)
         self.host.append(host)
         self.ts.append(ts)
+        self.alt.append(alt_ts)
         self.channel.append(channel)
         self.provider.append(provider)
         self.event_id.append(event_id)
@@ -136,6 +140,21 @@ class _Columns:
         if len(self.line) >= BATCH:
             self.flush()
 
+    def _times(self) -> pa.Array:
+        """The batch's times: ISO text converted at once; a text that does not parse takes the
+        record's own timestamp (`alt`), as a datetime already given stays."""
+        ts = self.ts
+        if not any(t.__class__ is str for t in ts):
+            return pa.array(ts, pa.timestamp("us"))
+        got = parse_iso_array([t if t.__class__ is str else None for t in ts])
+        if got.null_count == 0:
+            return got
+        out = got.to_pylist()
+        for i, (t, v) in enumerate(zip(ts, out, strict=True)):
+            if v is None:
+                out[i] = _time(self.alt[i]) if t is None or t.__class__ is str else t
+        return pa.array(out, pa.timestamp("us"))
+
     def flush(self) -> None:
         n = len(self.line)
         if not n:
@@ -144,18 +163,13 @@ class _Columns:
         # converting them here is cheaper than a failed attempt on the whole batch first.
         values = pa.array([v if v.__class__ is str or v is None else _text(v) for v in self.values], pa.string())
         data = pa.MapArray.from_arrays(pa.array(self.offsets, pa.int32()), pa.array(self.keys, pa.string()), values)
-        ts = self.ts
-        if any(t.__class__ is str for t in ts):
-            texts = [t if t.__class__ is str else None for t in ts]
-            ts = parse_iso_array(texts)
-            if any(t is not None and t.__class__ is not str for t in self.ts):  # a mixed batch
-                ts = [t if t.__class__ is not str else v for t, v in zip(self.ts, ts.to_pylist(), strict=True)]
+        ts = self._times()
         table = pa.table(
             {
                 "evidence_id": pa.nulls(n, pa.int32()),
                 "line": pa.array(self.line, pa.int64()),
                 "host": pa.array(self.host, pa.string()),
-                "ts": pa.array(ts, pa.timestamp("us")) if isinstance(ts, list) else ts,
+                "ts": ts,
                 "channel": pa.array(self.channel, pa.string()),
                 "provider": pa.array(self.provider, pa.string()),
                 "event_id": pa.array(self.event_id, pa.int32()),
@@ -466,6 +480,7 @@ def _read_records(path: Path, part: tuple[int, int] | None, sink: Sink, used: li
             (rid if rid.__class__ is int else _int(rid)) or rec.get("event_record_id"),
             sec.UserID if sec else None,
             _flat_data(event.EventData, event.UserData),
+            rec.get("timestamp"),
         )
     cols.flush()
 
@@ -653,6 +668,7 @@ FORMATS = (
         sniff_bytes=sniff_bytes,
         parts=parts,
         parse_part=parse_part,
+        part_records=lambda path, part: expected_records(path, *part),
     ),
     Format("winlog-json", "Windows events as JSON lines (Winlogbeat, Mordor)", sniff_json, parse_text=parse_json_text),
     Format("winlog-xml", "Windows events as XML (Event Viewer, wevtutil)", sniff_xml, parse_text=parse_xml_text),
