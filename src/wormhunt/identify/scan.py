@@ -8,8 +8,10 @@ ssdeep pass from this process (warmed up before the fork); other start methods g
 serialized (yara-x Rules.serialize/deserialize). yara-x's Python scan() holds the GIL, so a
 thread pool does not scale once YARA is a real share of the work. Measured with bench/scan.py
 (2 cores, 500 MiB tree, best of 5, 2026-11-27): with 2,000 generated rules the process pool ran
-270 MiB/s and a thread pool 172 MiB/s; with the project's rules 465 against 412 MiB/s. So
-`executor="auto"` is the process pool; tiny inputs run in-process.
+250-272 MiB/s and a thread pool 169-179 MiB/s; with the project's rules 465-487 against 368-416
+MiB/s. So `executor="auto"` is the process pool; tiny inputs run in-process. A process that has
+scanned by itself has yara-x's timeout thread, which a forked child would lack: its pools start
+with forkserver (`yarascan.may_fork`).
 """
 
 from __future__ import annotations
