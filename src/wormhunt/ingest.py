@@ -87,9 +87,10 @@ POOL_WINDOW = 8  # tasks in flight per ingest
 # and partition; a bigger one gets its own (thousands of small EVTX files cost a transaction each).
 BATCHED_STREAM_BYTES = 16 * 1024 * 1024
 POOL_RESTARTS = 4  # fresh pools after breakages, before this process parses the rest itself
-# A streamed file at least this big, in a format that parses in parts (EVTX), is parsed by the
-# worker processes, `SPLIT_WINDOW` parts in flight (bounded memory), and stored here in order.
-SPLIT_MIN_BYTES = 64 * 1024 * 1024
+# A streamed file bigger than this, in a format that parses in parts (EVTX), is parsed by the
+# worker processes, `SPLIT_WINDOW` parts in flight (bounded memory), and stored here in order
+# (the 20 MiB Security and System logs of a default Windows install included).
+SPLIT_MIN_BYTES = BATCHED_STREAM_BYTES
 SPLIT_WINDOW = 4
 _worker_memo = Memo()
 
@@ -401,7 +402,7 @@ def _parse_streaming(fmt: Format, path: Path, det: Detection, sink: StoreSink, w
     if (
         workers is not None
         and fmt.parts is not None
-        and path.stat().st_size >= SPLIT_MIN_BYTES
+        and path.stat().st_size > SPLIT_MIN_BYTES
         and workers.ensure() is not None
     ):
         digest: list[str | Exception] = []

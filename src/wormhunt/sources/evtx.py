@@ -338,9 +338,13 @@ PART_CHUNKS = 256
 
 
 def parts(path: Path) -> list[tuple[int, int]]:
-    """The chunk ranges a big .evtx is parsed in, in file order."""
+    """The chunk ranges a big .evtx is parsed in, in file order: as few as `PART_CHUNKS`
+    allows, of equal size (a 20 MiB Security.evtx makes two halves, not 16 MiB and 4 MiB)."""
     n = _chunk_count(path.stat().st_size)
-    return [(i, min(n, i + PART_CHUNKS)) for i in range(0, n, PART_CHUNKS)]
+    if not n:
+        return []
+    step = -(-n // -(-n // PART_CHUNKS))
+    return [(i, min(n, i + step)) for i in range(0, n, step)]
 
 
 def expected_records(path: Path, first: int = 0, last: int | None = None) -> int | None:
