@@ -310,7 +310,8 @@ def test_big_evtx_parsed_in_parts_matches_one_pass(tmp_path: Path, monkeypatch, 
         big.write_bytes(big.read_bytes()[: -evtx.CHUNK_BYTES + 20000])
     whole = _parse(big)
     monkeypatch.setattr(evtx, "PART_CHUNKS", 4)  # parts are listed in this process
-    monkeypatch.setattr(ingest_mod, "SPLIT_MIN_BYTES", 0)
+    monkeypatch.setattr(ingest_mod, "SPLIT_MIN_RECORDS", 0)
+    monkeypatch.setattr(ingest_mod, "BATCHED_STREAM_BYTES", 0)
     calls = []
     real_split = ingest_mod._parse_split
     monkeypatch.setattr(ingest_mod, "_parse_split", lambda *a: calls.append(a) or real_split(*a))
@@ -402,7 +403,8 @@ def test_a_part_that_kills_its_worker_is_counted_lost_and_the_rest_kept(tmp_path
     pack(sorted(DATA.glob("*.evtx")), 3, big)
     whole = sorted(_parse(big).of("events"), key=lambda r: r["line"])
     monkeypatch.setattr(evtx, "PART_CHUNKS", 4)
-    monkeypatch.setattr(ingest_mod, "SPLIT_MIN_BYTES", 0)
+    monkeypatch.setattr(ingest_mod, "SPLIT_MIN_RECORDS", 0)
+    monkeypatch.setattr(ingest_mod, "BATCHED_STREAM_BYTES", 0)
     parts = evtx.parts(big)
     deadly_part = parts[1]
     parent = os.getpid()

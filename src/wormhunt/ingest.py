@@ -87,10 +87,12 @@ POOL_WINDOW = 8  # tasks in flight per ingest
 # and partition; a bigger one gets its own (thousands of small EVTX files cost a transaction each).
 BATCHED_STREAM_BYTES = 16 * 1024 * 1024
 POOL_RESTARTS = 4  # fresh pools after breakages, before this process parses the rest itself
-# A streamed file bigger than this, in a format that parses in parts (EVTX), is parsed by the
-# worker processes, `SPLIT_WINDOW` parts in flight (bounded memory), and stored here in order
-# (the 20 MiB Security and System logs of a default Windows install included).
-SPLIT_MIN_BYTES = BATCHED_STREAM_BYTES
+# A streamed file in a format that parses in parts (EVTX) whose parts declare this many records
+# is parsed by the worker processes, `SPLIT_WINDOW` parts in flight (bounded memory), and stored
+# here in order. Counted in records, not bytes: event logs hold from 6 to 200 events a 64 KiB
+# chunk, and below about 100,000 events starting the workers costs what the second core saves
+# (measured with bench/evtx.py and packed files of 1,900 to 330,000 events).
+SPLIT_MIN_RECORDS = 100_000
 SPLIT_WINDOW = 4
 _worker_memo = Memo()
 
@@ -399,12 +401,7 @@ class _Hasher:
 def _parse_streaming(fmt: Format, path: Path, det: Detection, sink: StoreSink, workers: _Workers | None = None) -> str:
     """Run a streaming parser; returns the file's sha256, computed alongside. A big file whose
     format parses in parts is parsed by the worker processes, part by part."""
-    if (
-        workers is not None
-        and fmt.parts is not None
-        and path.stat().st_size > SPLIT_MIN_BYTES
-        and workers.ensure() is not None
-    ):
+    if workers is not None and _worth_splitting(fmt, path) and workers.ensure() is not None:
         digest: list[str | Exception] = []
 
         def hash_file() -> None:
@@ -429,6 +426,13 @@ def _parse_streaming(fmt: Format, path: Path, det: Detection, sink: StoreSink, w
     finally:
         digest = hasher.hexdigest()
     return digest
+
+
+def _worth_splitting(fmt: Format, path: Path) -> bool:
+    if fmt.parts is None or fmt.part_records is None or path.stat().st_size <= BATCHED_STREAM_BYTES:
+        return False
+    parts = fmt.parts(path)
+    return len(parts) > 1 and sum(fmt.part_records(path, p) or 0 for p in parts) >= SPLIT_MIN_RECORDS
 
 
 def _part_worker(job: tuple[Path, str, Any]) -> tuple[TableSink, int]:
