@@ -70,12 +70,9 @@ class ManifestEntry:
         return {f.name: getattr(self, f.name) for f in fields(self)}  # values are plain JSON already
 
 
-def sha256_file(path: Path, chunk: int = 8 * 1024 * 1024) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+def sha256_file(path: Path) -> str:
+    with open(path, "rb") as fh:  # file_digest reads into one reused buffer: no allocation per block
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def quick_fingerprint(path: Path) -> str:
