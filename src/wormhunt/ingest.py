@@ -478,7 +478,7 @@ def _parse_split(fmt: Format, path: Path, sink: StoreSink, workers: _Workers) ->
             store(*pool.submit(_part_worker, (path, fmt.name, part)).result())
         except BrokenProcessPool:
             workers.renew(pool)
-            lost = max(1, (fmt.part_records(path, part) if fmt.part_records else None) or 1)
+            lost = (fmt.part_records(path, part) if fmt.part_records else None) or 1
             for _ in range(lost):
                 sink.skip(0, "part of the file lost: its worker process died (out of memory or killed)", "")
             offset += lost
@@ -542,7 +542,7 @@ def ingest(
     `on_inputs` sees the whole list once it is known (for a progress bar), `on_file` each entry."""
     inputs = _open_bundles(case, walk(paths))
     pool = _pool(len(inputs))
-    workers = _Workers(pool, len(inputs))  # without a pool now, one starts for a file parsed in parts
+    workers = _Workers(pool)  # without a pool now, one starts for a file parsed in parts
     try:
         attribute_hosts(inputs, pool)
         if on_inputs:
@@ -571,9 +571,8 @@ class _Workers:
     """The worker pool, replaced when it breaks (a worker killed by the OS, e.g. out of memory
     on a hostile file), at most `POOL_RESTARTS` times."""
 
-    def __init__(self, pool: ProcessPoolExecutor | None, count: int) -> None:
+    def __init__(self, pool: ProcessPoolExecutor | None) -> None:
         self.pool: ProcessPoolExecutor | None = pool
-        self.count = count
         self.restarts = 0
         self.started = pool is not None
 

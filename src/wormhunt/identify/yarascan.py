@@ -149,15 +149,9 @@ class YaraEngine:
     def __init__(self, rules: yara_x.Rules) -> None:
         self.scanner = yara_x.Scanner(rules)
         self.scanner.set_timeout(SCAN_TIMEOUT_S)
-        self.marked = False
-
-    def _mark(self) -> None:
-        _SCANNED_IN.add(os.getpid())
-        self.marked = True
 
     def scan(self, data: bytes, path: Path, filetype: str, owner: str) -> list[YaraMatch]:
-        if not self.marked:
-            self._mark()
+        _SCANNED_IN.add(os.getpid())
         s = self.scanner
         s.set_global("filename", path.name)
         s.set_global("filepath", str(path))

@@ -4,13 +4,9 @@ the benchmark and by the tests of parsing a big file in parts."""
 
 from __future__ import annotations
 
-import struct
-import zlib
 from pathlib import Path
 
-from wormhunt.sources.evtx import CHUNK_BYTES, HEADER_BYTES
-
-MAX_CHUNKS = 0xFFFF  # the header's chunk count is 16 bits
+from wormhunt.sources.evtx import CHUNK_BYTES, HEADER_BYTES, MAX_CHUNKS, file_header
 
 
 def sample_chunks(samples: list[Path]) -> list[bytes]:
@@ -30,14 +26,10 @@ def pack(samples: list[Path], rounds: int, dest: Path, tag: int = 0) -> int:
     returns the number of chunks written. `tag` goes into the header's padding, so files packed
     alike still differ (a case keeps one copy of identical files)."""
     chunks = (sample_chunks(samples) * rounds)[:MAX_CHUNKS]
-    head = bytearray(samples[0].read_bytes()[:HEADER_BYTES])
-    head[HEADER_BYTES - 8 :] = tag.to_bytes(8, "little")
-    struct.pack_into("<QQ", head, 8, 0, len(chunks) - 1)  # first and last chunk numbers
-    struct.pack_into("<H", head, 42, len(chunks))  # chunk count
-    struct.pack_into("<I", head, 124, zlib.crc32(bytes(head[:120])))  # header checksum
+    head = samples[0].read_bytes()[: HEADER_BYTES - 8] + tag.to_bytes(8, "little")
     dest.parent.mkdir(parents=True, exist_ok=True)
     with open(dest, "wb") as fh:
-        fh.write(head)
+        fh.write(file_header(head, len(chunks)))
         for c in chunks:
             fh.write(c)
     return len(chunks)

@@ -79,7 +79,6 @@ class _Columns:
     def __init__(self, sink: Sink, source: str) -> None:
         self.sink = sink
         self.source = source
-        self.count = 0
         self._hosts: dict[str | None, str | None] = {}
         self._reset()
 
@@ -114,7 +113,6 @@ class _Columns:
     ) -> None:
         """One event; `ts` is a datetime, or ISO text that `flush` converts for the whole batch
         (`alt_ts`, the record's own time, when that text does not parse)."""
-        self.count += 1
         self.line.append(line)
         host = self._hosts.get(computer)
         if host is None and computer not in self._hosts:
@@ -266,14 +264,10 @@ class _ChunkView(io.RawIOBase):
 
     def __init__(self, path: Path, first: int, last: int) -> None:
         self.fh = open(path, "rb", buffering=0)  # noqa: SIM115 - closed with this object
-        head = bytearray(self.fh.read(HEADER_BYTES).ljust(HEADER_BYTES, b"\0"))
-        if first or last != _chunk_count(path.stat().st_size):
-            struct.pack_into("<QQ", head, 8, 0, max(0, last - first - 1))  # first and last chunk numbers
-            struct.pack_into("<H", head, 42, min(0xFFFF, last - first))  # chunk count
-            struct.pack_into("<I", head, 124, zlib.crc32(bytes(head[:120])))  # header checksum
-        self.head = bytes(head)
-        self.start = HEADER_BYTES + first * CHUNK_BYTES  # where chunk `first` is in the real file
         self.real_end = path.stat().st_size
+        head = self.fh.read(HEADER_BYTES).ljust(HEADER_BYTES, b"\0")
+        self.head = head if not first and last == _chunk_count(self.real_end) else file_header(head, last - first)
+        self.start = HEADER_BYTES + first * CHUNK_BYTES  # where chunk `first` is in the real file
         self.size = HEADER_BYTES + (last - first) * CHUNK_BYTES
         self.pos = 0
         # The parser asks for a few bytes at a time (about 40 reads a chunk): they are served
@@ -324,6 +318,19 @@ class _ChunkView(io.RawIOBase):
     def close(self) -> None:
         self.fh.close()
         super().close()
+
+
+MAX_CHUNKS = 0xFFFF  # a file header's chunk count is 16 bits
+
+
+def file_header(head: bytes, chunks: int) -> bytes:
+    """An .evtx file header (`head`, 4096 bytes) rewritten to declare `chunks` chunks numbered
+    from 0, its checksum set again; the rest (padding included) kept."""
+    out = bytearray(head)
+    struct.pack_into("<QQ", out, 8, 0, max(0, chunks - 1))  # first and last chunk numbers
+    struct.pack_into("<H", out, 42, min(MAX_CHUNKS, chunks))  # chunk count
+    struct.pack_into("<I", out, 124, zlib.crc32(bytes(out[:120])))  # header checksum
+    return bytes(out)
 
 
 def _chunk_count(size: int) -> int:
