@@ -3,13 +3,17 @@
 The real samples (../shared/data/evtx) are repeated (byte-identical copies but one changed
 padding byte each, so the case does not skip them as duplicates) until --events events.
 Prints events/s of the raw parser (records_json, nothing else), of wormhunt ingest, of
-ingest + detections, and the peak RSS. Usage: python bench/evtx.py [--events 1000000] [--big]
+ingest + detections, and the peak RSS. Usage: python bench/evtx.py [--events 1000000] [--big | --dense]
 
 `--big` packs the samples' 64 KiB chunks, repeated, into large .evtx files instead (a new file
 header with the chunk count and its CRC; each chunk keeps its own checksums; at most 65,535
 chunks a file), so the figures measure per-event work rather than the per-file cost of
 thousands of 69 KB copies. The samples hold few events per chunk (about 11 KiB of file per
 event), so hashing the input costs about as much as the raw parse itself.
+
+`--dense` packs the same chunks filled with copies of their own records (simulate/evtxpack.py
+`dense_chunks`: each copy verified to parse to its original's event), about 117 events a chunk
+as in a production log whose chunks are full, instead of 6.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import io
 import os
 import resource
 import shutil
@@ -30,7 +35,8 @@ import psutil
 
 from wormhunt.analyze import events as ev
 from wormhunt.ingest import ingest
-from wormhunt.simulate.evtxpack import MAX_CHUNKS, pack, sample_chunks
+from wormhunt.simulate.evtxpack import MAX_CHUNKS, dense_chunks, pack, sample_chunks
+from wormhunt.sources.evtx import HEADER_BYTES, file_header
 from wormhunt.store import Case
 
 # This script is named evtx.py too: import the parser package, not this file.
@@ -40,6 +46,11 @@ sys.modules.pop("evtx", None)
 evtx = importlib.import_module("evtx")
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "evtx"
+
+
+def _one_chunk(chunk: bytes) -> io.BytesIO:
+    head = sorted(DATA.glob("*.evtx"))[0].read_bytes()[:HEADER_BYTES]
+    return io.BytesIO(file_header(head, 1) + chunk)
 
 
 class Tree:
@@ -85,6 +96,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--big", action="store_true", help="one packed .evtx instead of many copies")
+    ap.add_argument("--dense", action="store_true", help="packed, with full chunks (as a production log)")
     args = ap.parse_args()
     samples = sorted(DATA.glob("*.evtx"))
     per_round = sum(sum(1 for _ in evtx.PyEvtxParser(str(p)).records_json()) for p in samples)
@@ -92,11 +104,16 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="wh-bench-evtx-"))
     try:
         files = []
-        if args.big:  # as few files as the 16-bit chunk count allows
+        if args.dense:
+            per_round = sum(
+                sum(1 for _ in evtx.PyEvtxParser(_one_chunk(c)).records_json()) for c in dense_chunks(samples)
+            )
+            rounds = max(1, -(-args.events // per_round))
+        if args.big or args.dense:  # as few files as the 16-bit chunk count allows
             per_file = MAX_CHUNKS // len(sample_chunks(samples))
             for k in range(-(-rounds // per_file)):
                 dest = tmp / "in" / f"packed{k:02d}.evtx"
-                pack(samples, min(per_file, rounds - k * per_file), dest, tag=k)
+                pack(samples, min(per_file, rounds - k * per_file), dest, tag=k, dense=args.dense)
                 files.append(dest)
             rounds = 0
         for i in range(rounds):

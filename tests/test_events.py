@@ -295,6 +295,27 @@ def test_simulated_service_installs(tmp_path: Path) -> None:
 
 
 @real
+def test_dense_chunks_hold_copies_of_their_own_events(tmp_path: Path) -> None:
+    import evtx as rust
+    from wormhunt.simulate.evtxpack import dense_chunks, pack, sample_chunks
+
+    samples = sorted(DATA.glob("*.evtx"))
+    originals = [r["data"] for p in samples for r in rust.PyEvtxParser(str(p)).records_json()]
+    dense = dense_chunks(samples)
+    assert len(dense) == len(sample_chunks(samples))
+    packed = tmp_path / "dense.evtx"
+    pack(samples, 2, packed, dense=True)
+    events = list(rust.PyEvtxParser(str(packed)).records_json())
+    assert len(events) == evtx.expected_records(packed) > 2 * 10 * len(originals)  # full chunks, not 6 a chunk
+    assert {r["data"] for r in events} == set(originals)  # every event is one of the samples', each seen
+    assert [r["event_record_id"] for r in events[:3]] == [1, 2, 3]  # records numbered again within a chunk
+    sink = _parse(packed)
+    assert sink.records == len(events) and not sink.skip_counts
+    services = {dict(r["data"]).get("ServiceName") for r in sink.of("events") if r["event_id"] == 7045}
+    assert {"BTOBTO", "PSEXESVC", "spoolfool"} <= services
+
+
+@real
 @pytest.mark.parametrize("truncate", [False, True])
 def test_big_evtx_parsed_in_parts_matches_one_pass(tmp_path: Path, monkeypatch, truncate: bool) -> None:
     import hashlib

@@ -167,7 +167,7 @@ def _unescape(d, s, ln, out, o):  # pragma: no cover - compiled
     return o
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _string(d, p, e):  # pragma: no cover - compiled
     """p at an opening quote: (index past the closing quote or -1, body has escapes)."""
     p += 1
