@@ -667,12 +667,14 @@ def strings(d: np.ndarray, starts: np.ndarray, raw: np.ndarray, unescaped: np.nd
     """Spans as an Arrow string array (null where raw < 0). The bytes come from Python str
     (valid UTF-8) and unescaping writes UTF-8, so no validation pass is needed."""
     lens = np.maximum(unescaped, 0)
-    offs = np.zeros(len(lens) + 1, np.int64)
+    small = len(d) < 2**31  # unescaping never lengthens: 32-bit offsets hold the output
+    offs = np.zeros(len(lens) + 1, np.int32 if small else np.int64)
     np.cumsum(lens, out=offs[1:])
     out = np.empty(int(offs[-1]), np.uint8)
     if len(lens):
         gather(d, starts, raw, unescaped, offs, out)
     valid = raw >= 0
     nulls = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
-    arr = pa.LargeStringArray.from_buffers(len(lens), pa.py_buffer(offs), pa.py_buffer(out), nulls)
-    return arr.cast(pa.string())
+    kind = pa.StringArray if small else pa.LargeStringArray
+    arr = kind.from_buffers(len(lens), pa.py_buffer(offs), pa.py_buffer(out), nulls)
+    return arr if small else arr.cast(pa.string())
