@@ -86,6 +86,9 @@ def quick_fingerprint(path: Path) -> str:
     return h.hexdigest()
 
 
+ROW_GROUP_MIN = 100_000
+
+
 class _PartitionWriter:
     """Writes one evidence file's rows of a bulk kind to a Parquet partition on a background
     thread (bounded queue), so storing overlaps parsing. Renamed into place on commit."""
@@ -99,12 +102,25 @@ class _PartitionWriter:
         self.thread.start()
 
     def _run(self) -> None:
-        while (table := self.queue.get()) is not None:
-            if self.error is None:
+        # Small tables (the parts of a log parsed in pieces) are gathered into row groups of at
+        # least ROW_GROUP_MIN rows: thousands of tiny row groups cost more to write and to scan.
+        held: list[pa.Table] = []
+        rows = 0
+        while True:
+            table = self.queue.get()
+            if table is not None:
+                held.append(table)
+                rows += table.num_rows
+                if rows < ROW_GROUP_MIN:
+                    continue
+            if held and self.error is None:
                 try:
-                    self.writer.write_table(table, row_group_size=256_000)
+                    self.writer.write_table(pa.concat_tables(held), row_group_size=256_000)
                 except BaseException as exc:
                     self.error = exc
+            held, rows = [], 0
+            if table is None:
+                return
 
     def put(self, table: pa.Table) -> None:
         if self.error is not None:

@@ -15,6 +15,7 @@ import contextlib
 import gc
 import io
 import json
+import os
 import re
 import struct
 import xml.etree.ElementTree as ET
@@ -350,41 +351,72 @@ def _chunk_count(size: int) -> int:
 
 WINDOW_BYTES = 1 << 20  # how much of the file a _ChunkView reads at once
 
-# A big file is parsed in parts of this many chunks (16 MiB), one part per worker task.
-PART_CHUNKS = 256
+# A big file is parsed in parts, one per worker task: of about `PART_RECORDS` records as the
+# chunk headers declare them (a full chunk holds a hundred or so, an exported sample's a few),
+# and at most `PART_CHUNKS` chunks. Fewer, bigger parts cost less to hand back and store.
+PART_RECORDS = 30_000
+PART_CHUNKS = 8192
 
 
 def parts(path: Path) -> list[tuple[int, int]]:
-    """The chunk ranges a big .evtx is parsed in, in file order: as few as `PART_CHUNKS`
-    allows, of equal size (a 20 MiB Security.evtx makes two halves, not 16 MiB and 4 MiB)."""
+    """The chunk ranges a big .evtx is parsed in, in file order, as few as `PART_RECORDS` and
+    `PART_CHUNKS` allow and about equal (a 20 MiB Security.evtx makes two halves)."""
     n = _chunk_count(path.stat().st_size)
     if not n:
         return []
-    step = -(-n // -(-n // PART_CHUNKS))
-    return [(i, min(n, i + step)) for i in range(0, n, step)]
+    counts = _declared(path, 0, n) or [0] * n
+    total = sum(counts)
+    k = max(1, -(-total // PART_RECORDS), -(-n // PART_CHUNKS))
+    if k == 1:
+        return [(0, n)]
+    if -(-n // PART_CHUNKS) >= -(-total // PART_RECORDS):  # bounded by chunks: equal chunk ranges
+        step = -(-n // k)
+        return [(i, min(n, i + step)) for i in range(0, n, step)]
+    out = []
+    first = 0
+    done = 0
+    for i, c in enumerate(counts):
+        done += c
+        if i + 1 < n and (done >= total * (len(out) + 1) / k or i + 1 - first >= PART_CHUNKS):
+            out.append((first, i + 1))
+            first = i + 1
+    out.append((first, n))
+    return out
 
 
 def expected_records(path: Path, first: int = 0, last: int | None = None) -> int | None:
     """Records the chunk headers of chunks [first, last) declare (first..last record number of
     each chunk with a sane header), to count what a damaged or truncated chunk lost."""
-    total = 0
+    counts = _declared(path, first, last)
+    return None if counts is None else sum(counts)
+
+
+def _declared(path: Path, first: int = 0, last: int | None = None) -> list[int] | None:
+    """Records each chunk of [first, last) declares in its header (0 for one without a sane
+    header); None when the file cannot be read. 40 bytes read per chunk, nothing more (a big
+    log has tens of thousands of chunks)."""
+    out = []
     try:
-        with open(path, "rb") as fh:
-            offset = HEADER_BYTES + first * CHUNK_BYTES
-            end = HEADER_BYTES + last * CHUNK_BYTES if last is not None else None
-            while end is None or offset < end:
-                fh.seek(offset)
-                head = fh.read(40)
-                if len(head) < 40:
-                    break
-                if head[:8] == b"ElfChnk\0":
-                    first, last = struct.unpack_from("<QQ", head, 8)
-                    if first <= last and last - first < CHUNK_BYTES // 24:
-                        total += int(last - first + 1)
-                offset += CHUNK_BYTES
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return None
-    return total
+    try:
+        count = _chunk_count(os.fstat(fd).st_size)
+        for i in range(first, count if last is None else min(last, count)):
+            head = os.pread(fd, 40, HEADER_BYTES + i * CHUNK_BYTES)
+            if len(head) < 40:
+                break
+            declared = 0
+            if head[:8] == b"ElfChnk\0":
+                lo, hi = struct.unpack_from("<QQ", head, 8)
+                if lo <= hi and hi - lo < CHUNK_BYTES // 24:
+                    declared = int(hi - lo + 1)
+            out.append(declared)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return out
 
 
 def _evtx_records(path: Path, sink: Sink, part: tuple[int, int] | None, used: list[int]) -> Iterator[tuple[int, Any]]:
