@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from wormhunt.simulate import simulate
@@ -62,17 +63,26 @@ def test_worker_pool_ingest_equals_a_serial_one(tmp_path: Path, monkeypatch) -> 
     from wormhunt.store import Case
 
     simulate(tmp_path / "ev", hosts=12, seed=4, days=1, lines=300, locale="mixed")
+    # Small files of the formats with their own file reader (firewall logs, EVTX) go to the
+    # workers too; the real EVTX samples join when they are present.
+    evtx_samples = Path(__file__).resolve().parents[2] / "shared" / "data" / "evtx"
+    for p in sorted(evtx_samples.glob("*.evtx")):
+        shutil.copy(p, tmp_path / "ev" / "network" / p.name)
+    inputs = ingest_mod.walk([tmp_path / "ev"])
+    ingest_mod.attribute_hosts(inputs)
+    assert any(ingest_mod._pooled(i) and i.detection.format.parse_file for i in inputs)  # type: ignore[union-attr]
     monkeypatch.setattr(ingest_mod, "POOL_MIN_FILES", 1)
     with Case(tmp_path / "pooled") as case:
-        pooled = ingest_mod.ingest(case, [tmp_path / "ev" / "hosts"])
+        pooled = ingest_mod.ingest(case, [tmp_path / "ev"])
         pooled_rows = _tables(case)
     monkeypatch.setattr(ingest_mod, "_pool", lambda count: None)
     with Case(tmp_path / "serial") as case:
-        serial = ingest_mod.ingest(case, [tmp_path / "ev" / "hosts"])
+        serial = ingest_mod.ingest(case, [tmp_path / "ev"])
         serial_rows = _tables(case)
     key = lambda e: (e.path, e.status, e.format, e.encoding, e.host, e.records, e.skipped, e.sha256)  # noqa: E731
     assert [key(e) for e in pooled] == [key(e) for e in serial]
     assert pooled_rows == serial_rows and sum(map(len, serial_rows.values())) > 500
+    assert serial_rows["net_alerts"] and serial_rows["flows"] and (serial_rows["events"] or not evtx_samples.is_dir())
 
 
 def _die() -> None:

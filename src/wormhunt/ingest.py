@@ -79,7 +79,7 @@ def walk(paths: Iterable[Path]) -> list[Input]:
 
 # Below this many files a worker pool costs more to start than it saves.
 POOL_MIN_FILES = 200
-# Files parsed in worker processes: small text files (their rows travel back as Arrow tables).
+# Files parsed in worker processes: small files of any format (their rows travel back as Arrow tables).
 POOL_MAX_BYTES = 8 * 1024 * 1024
 POOL_BATCH = 16  # files a worker task parses
 POOL_WINDOW = 8  # tasks in flight per ingest
@@ -126,14 +126,19 @@ def _parse_worker(job: tuple[Path, str, Encoding]) -> Parsed | str:
     except OSError as exc:
         return f"cannot read: {exc.strerror or exc}"
     digest = hashlib.sha256(raw).hexdigest()
-    decoded = decode(raw, encoding if len(raw) <= SNIFF_BYTES else None)
+    fmt = FORMATS[fmt_name]
     sink = TableSink()
     try:
-        FORMATS[fmt_name].parse_text(decoded.text, sink)  # type: ignore[misc]
+        if fmt.parse_file is not None:  # a small binary or bulk-format file: its own reader
+            fmt.parse_file(path, encoding, sink)
+        else:
+            decoded = decode(raw, encoding if len(raw) <= SNIFF_BYTES else None)
+            encoding = decoded.encoding
+            fmt.parse_text(decoded.text, sink)  # type: ignore[misc]
         sink.close()
     except Exception as exc:
-        return Parsed(raw, digest, decoded.encoding, None, f"parser failed: {type(exc).__name__}: {exc}")
-    return Parsed(raw, digest, decoded.encoding, sink)
+        return Parsed(raw, digest, encoding, None, f"parser failed: {type(exc).__name__}: {exc}")
+    return Parsed(raw, digest, encoding, sink)
 
 
 def _cores() -> int:
@@ -327,14 +332,14 @@ def _parse_and_store(
         con.execute("BEGIN TRANSACTION")
     sink = StoreSink(case, entry.evidence_id, item.host, upper_hosts=fmt.host_evidence)  # type: ignore[arg-type]
     try:
-        if fmt.parse_file is not None:
-            entry.sha256 = _parse_streaming(fmt, path, det, sink, workers)
-            raw = None
-        elif parsed is not None:
+        if parsed is not None:
             raw, entry.sha256, entry.encoding = parsed.raw, parsed.sha256, parsed.encoding.label
             if parsed.error or parsed.sink is None:
                 raise _WorkerFailed(parsed.error or "parser failed")
             parsed.sink.replay(sink)
+        elif fmt.parse_file is not None:
+            entry.sha256 = _parse_streaming(fmt, path, det, sink, workers)
+            raw = None
         else:
             raw = path.read_bytes()
             entry.sha256 = hashlib.sha256(raw).hexdigest()
@@ -665,10 +670,12 @@ def _isolate(workers: _Workers, jobs: list[tuple[Path, str, Encoding]]) -> Itera
 
 
 def _pooled(item: Input) -> bool:
+    """Parsed by a worker: a small file of any format (a big one is streamed here, or parsed in
+    parts by the workers)."""
     det = item.detection
-    if item.error or det is None or det.format is None or det.format.parse_text is None:
+    if item.error or det is None or det.format is None:
         return False
-    if det.format.parse_file is not None:
+    if det.format.parse_text is None and det.format.parse_file is None:
         return False
     try:
         return item.path.stat().st_size <= POOL_MAX_BYTES
