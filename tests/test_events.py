@@ -390,6 +390,20 @@ def test_repeated_events_make_one_finding_per_host(tmp_path: Path) -> None:
     assert by[("PC1", "C:\\Windows\\Temp\\other.exe")].first_seen == datetime(2024, 1, 1, 10, 45)
 
 
+def test_values_a_column_cannot_hold_do_not_sink_the_batch() -> None:
+    # A crafted log can carry an EventID beyond 32 bits or a number where a name belongs.
+    sink = MemorySink()
+    cols = evtx._Columns(sink, "evtx")
+    cols.add(1, "2024-01-01T10:00:00Z", "System", 3, 2**31, "pc1", 2**64, 5, {"a": 1})
+    cols.add(2, "2024-01-01T10:00:00Z", "System", "p", 7045, "pc1", 7, "S-1-5-18", {"a": "b"})
+    cols.flush()
+    rows = sorted(sink.of("events"), key=lambda r: r["line"])
+    assert [(r["provider"], r["event_id"], r["record_id"], r["sid"]) for r in rows] == [
+        ("3", None, None, "5"),
+        ("p", 7045, 7, "S-1-5-18"),
+    ]
+
+
 def test_unparseable_system_time_falls_back_to_the_record_time() -> None:
     sink = MemorySink()
     cols = evtx._Columns(sink, "evtx")

@@ -155,17 +155,15 @@ def parse_iso(text: str | None) -> datetime | None:
     return dt
 
 
-def parse_iso_array(texts: list[str | None] | pa.Array) -> pa.Array:
-    """`parse_iso` over a column (a list or an Arrow string array): Arrow's vectorised
-    ISO-8601 cast for the whole batch, with `parse_iso` per value only when the batch holds
-    something Arrow rejects (no zone, a year outside the nanosecond range such as a zero
-    FILETIME, a malformed string)."""
-    column = texts if isinstance(texts, pa.Array) else pa.array(texts, pa.string())
+def parse_iso_array(texts: list[str | None]) -> pa.Array:
+    """`parse_iso` over a column: Arrow's vectorised ISO-8601 cast for the whole batch, with
+    `parse_iso` per value only when the batch holds something Arrow rejects (no zone, a year
+    outside the nanosecond range such as a zero FILETIME, a malformed string)."""
     try:
-        ns = column.cast(pa.timestamp("ns", tz="UTC"))
+        ns = pa.array(texts, pa.string()).cast(pa.timestamp("ns", tz="UTC"))
         return ns.cast(pa.timestamp("us", tz="UTC"), safe=False).cast(pa.timestamp("us"))  # truncates 100 ns
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return pa.array([parse_iso(t) for t in column.to_pylist()], pa.timestamp("us"))
+        return pa.array([parse_iso(t) for t in texts], pa.timestamp("us"))
 
 
 def days_from_civil(y: int, m: int, d: int) -> int:

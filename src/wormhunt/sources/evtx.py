@@ -25,13 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from wormhunt.model import EVENTS
 from wormhunt.sources.base import Format, Sink
-from wormhunt.sources.kvscan import constant_column
 from wormhunt.sources.text import Encoding
 from wormhunt.timeparse import parse_iso, parse_iso_array
 
@@ -159,15 +156,9 @@ class _Columns:
         return pa.array(out, pa.timestamp("us"))
 
     def flush(self) -> None:
-        table = self.table()
-        if table is not None:
-            self.sink.batch(EVENTS, table)
-
-    def table(self) -> pa.Table | None:
-        """The rows added since the last call as one table (None when there are none)."""
         n = len(self.line)
         if not n:
-            return None
+            return
         # Numbers, booleans and nested objects are common (Sysmon writes ProcessId as a number):
         # converting them here is cheaper than a failed attempt on the whole batch first.
         values = pa.array([v if v.__class__ is str or v is None else _text(v) for v in self.values], pa.string())
@@ -190,8 +181,8 @@ class _Columns:
                 "source": pa.array([self.source] * n, pa.string()),
             }
         )
+        self.sink.batch(EVENTS, table)
         self._reset()
-        return table
 
 
 def _int(v: Any) -> int | None:
@@ -505,169 +496,37 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
-# Records are scanned this many at a time (or this many bytes of JSON, whichever comes first).
-SCAN_RECORDS = 20_000
-SCAN_BYTES = 32 << 20
-
-
 def _read_records(path: Path, part: tuple[int, int] | None, sink: Sink, used: list[int]) -> None:
-    """The records' JSON goes to the compiled scanner a batch at a time; the few it leaves
-    (irregular shapes) are read by `_add_record`, which defines what every value means."""
     cols = _Columns(sink, "evtx")
-    lines: list[int] = []
-    texts: list[Any] = []
-    stamps: list[Any] = []
-    rids: list[Any] = []
-    size = 0
+    add = cols.add
     for n, rec in _evtx_records(path, sink, part, used):
-        text = rec.get("data")
-        lines.append(n)
-        texts.append(text)
-        stamps.append(rec.get("timestamp"))
-        rids.append(rec.get("event_record_id"))
-        size += len(text) if text.__class__ is str else 0
-        if size >= SCAN_BYTES or len(lines) >= SCAN_RECORDS:
-            _scan_batch(cols, sink, lines, texts, stamps, rids)
-            lines, texts, stamps, rids, size = [], [], [], [], 0
-    _scan_batch(cols, sink, lines, texts, stamps, rids)
-
-
-def _scan_batch(
-    cols: _Columns, sink: Sink, lines: list[int], texts: list[Any], stamps: list[Any], rids: list[Any]
-) -> int:
-    """One batch of records into `events`; returns how many were read by hand (`_add_record`)."""
-    n = len(lines)
-    if not n:
-        return 0
-    from wormhunt.sources import evtxscan  # compiled on first use; the other formats do not need it
-
-    try:
-        blob = np.frombuffer("\0".join(texts).encode("utf-8"), np.uint8)
-        seps, colons = evtxscan.separators(blob)
-        if len(seps) != n - 1:
-            raise ValueError("a record holds a NUL byte")
-    except (TypeError, UnicodeEncodeError, ValueError):  # not text the scanner can take: all by hand
-        for args in zip(lines, texts, stamps, rids, strict=True):
-            _add_record(cols, sink, *args)
-        cols.flush()
-        return n
-    starts = np.empty(n, np.int64)
-    starts[0] = 0
-    starts[1:] = seps + 1
-    ends = np.empty(n, np.int64)
-    ends[:-1] = seps
-    ends[-1] = len(blob)
-    fs = np.empty((evtxscan.FIELDS, n), np.int64)
-    fl = np.empty((evtxscan.FIELDS, n), np.int64)
-    fu = np.empty((evtxscan.FIELDS, n), np.int64)
-    ints = np.empty((2, n), np.int64)
-    es = np.empty((2, colons + 1), np.int64)
-    el = np.empty((2, colons + 1), np.int64)
-    eu = np.empty((2, colons + 1), np.int64)
-    entry_end = np.empty(n, np.int64)
-    irregular = evtxscan.scan(blob, starts, ends, fs, fl, fu, ints, es, el, eu, entry_end)
-    m = int(entry_end[-1])
-
-    def column(f: int) -> pa.Array:
-        return evtxscan.strings(blob, fs[f], fl[f], fu[f])
-
-    keys = evtxscan.strings(blob, es[0, :m], el[0, :m], eu[0, :m])
-    values = evtxscan.strings(blob, es[1, :m], el[1, :m], eu[1, :m])
-    offsets = np.zeros(n + 1, np.int32)
-    offsets[1:] = entry_end
-    computer = column(evtxscan.COMPUTER)
-    table = pa.table(
-        {
-            "evidence_id": pa.nulls(n, pa.int32()),
-            "line": pa.array(lines, pa.int64()),
-            "host": _hosts(computer),
-            "ts": _scanned_times(column(evtxscan.SYSTEM_TIME), stamps),
-            "channel": column(evtxscan.CHANNEL),
-            "provider": column(evtxscan.PROVIDER),
-            "event_id": pa.array(ints[0].astype(np.int32), mask=ints[0] < 0),
-            "computer": computer,
-            "record_id": _record_ids(ints[1], rids),
-            "sid": column(evtxscan.SID),
-            "user": _users(column(evtxscan.USER), column(evtxscan.SUBJECT_NAME), column(evtxscan.SUBJECT_DOMAIN)),
-            "data": pa.MapArray.from_arrays(pa.array(offsets), keys, values).cast(_MAP),
-            "source": constant_column("evtx", n),
-        }
-    )
-    if irregular.any():
-        table = table.filter(pa.array(~irregular))
-        for i in np.flatnonzero(irregular):
-            _add_record(cols, sink, lines[i], texts[i], stamps[i], rids[i])
-        by_hand = cols.table()
-        if by_hand is not None:
-            table = pa.concat_tables([table, by_hand])
-            table = table.take(pc.sort_indices(table.column("line")))
-    sink.batch(EVENTS, table)
-    return int(irregular.sum())
-
-
-def _hosts(computer: pa.Array) -> pa.Array:
-    """`short_host` of each computer name, computed once per distinct name."""
-    enc = computer.dictionary_encode()
-    names = pa.array([short_host(c) for c in enc.dictionary.to_pylist()], pa.string())
-    return names.take(enc.indices)
-
-
-def _scanned_times(system_time: pa.Array, stamps: list[Any]) -> pa.Array:
-    """SystemTime parsed; where it is missing or does not parse, the record's own time."""
-    ts = parse_iso_array(system_time)
-    if ts.null_count == 0:
-        return ts
-    out = ts.to_pylist()
-    for i in np.flatnonzero(np.asarray(ts.is_null())):
-        out[i] = _time(stamps[i])
-    return pa.array(out, pa.timestamp("us"))
-
-
-def _record_ids(scanned: np.ndarray, rids: list[Any]) -> pa.Array:
-    """EventRecordID, or the parser's record id where the JSON has none (or 0)."""
-    if scanned.all():
-        return pa.array(scanned)
-    out = scanned.tolist()
-    for i in np.flatnonzero(scanned == 0):
-        out[i] = rids[i] if isinstance(rids[i], int) else None
-    return pa.array(out, pa.int64())
-
-
-def _users(user: pa.Array, name: pa.Array, domain: pa.Array) -> pa.Array:
-    """`User`, else `SubjectDomainName\\SubjectUserName` (as `_Columns.add` writes it)."""
-    joined = pc.utf8_ltrim(pc.binary_join_element_wise(pc.fill_null(domain, ""), name, "\\"), "\\")
-    return pc.coalesce(user, joined)
-
-
-def _add_record(cols: _Columns, sink: Sink, n: int, text: Any, stamp: Any, rid: Any) -> None:
-    """One record the scanner left, read from its decoded JSON."""
-    rec = {"data": text, "timestamp": stamp, "event_record_id": rid}
-    try:
-        event = _decode_record(text).Event
-    except msgspec.ValidationError:  # an odd shape (a Provider without attributes ...)
-        _add_generic(cols, n, rec, sink)
-        return
-    except (msgspec.DecodeError, KeyError, TypeError) as exc:
-        sink.skip(n, "damaged evtx record", f"{type(exc).__name__}: {exc}")
-        return
-    system = event.System
-    prov = system.Provider.attrs if system.Provider else None
-    tc = system.TimeCreated.attrs if system.TimeCreated else None
-    sec = system.Security.attrs if system.Security else None
-    ts = tc.SystemTime if tc and tc.SystemTime.__class__ is str else None
-    channel, computer, eid, record_id = system.Channel, system.Computer, system.EventID, system.EventRecordID
-    cols.add(
-        n,
-        ts or _time(stamp),
-        channel if channel.__class__ is str else _text(channel),
-        (prov.Name or prov.EventSourceName) if prov else None,
-        eid if eid.__class__ is int else _int(eid),
-        computer if computer.__class__ is str else _text(computer),
-        (record_id if record_id.__class__ is int else _int(record_id)) or rid,
-        sec.UserID if sec else None,
-        _flat_data(event.EventData, event.UserData),
-        stamp,
-    )
+        try:
+            event = _decode_record(rec["data"]).Event
+        except msgspec.ValidationError:  # an odd shape (a Provider without attributes ...)
+            _add_generic(cols, n, rec, sink)
+            continue
+        except (msgspec.DecodeError, KeyError, TypeError) as exc:
+            sink.skip(n, "damaged evtx record", f"{type(exc).__name__}: {exc}")
+            continue
+        system = event.System
+        prov = system.Provider.attrs if system.Provider else None
+        tc = system.TimeCreated.attrs if system.TimeCreated else None
+        sec = system.Security.attrs if system.Security else None
+        ts = tc.SystemTime if tc and tc.SystemTime.__class__ is str else None
+        channel, computer, eid, rid = system.Channel, system.Computer, system.EventID, system.EventRecordID
+        add(
+            n,
+            ts or _time(rec.get("timestamp")),
+            channel if channel.__class__ is str else _text(channel),
+            (prov.Name or prov.EventSourceName) if prov else None,
+            eid if eid.__class__ is int else _int(eid),
+            computer if computer.__class__ is str else _text(computer),
+            (rid if rid.__class__ is int else _int(rid)) or rec.get("event_record_id"),
+            sec.UserID if sec else None,
+            _flat_data(event.EventData, event.UserData),
+            rec.get("timestamp"),
+        )
+    cols.flush()
 
 
 def _add_generic(cols: _Columns, n: int, rec: dict[str, Any], sink: Sink) -> None:
