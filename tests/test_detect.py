@@ -65,7 +65,9 @@ def test_worker_pool_ingest_equals_a_serial_one(tmp_path: Path, monkeypatch) -> 
     simulate(tmp_path / "ev", hosts=12, seed=4, days=1, lines=300, locale="mixed")
     # Small files of the formats with their own file reader (firewall logs, EVTX) go to the
     # workers too; the real EVTX samples join when they are present.
-    evtx_samples = Path(__file__).resolve().parents[2] / "shared" / "data" / "evtx"
+    from tests.conftest import SHARED_DATA
+
+    evtx_samples = SHARED_DATA / "evtx"
     for p in sorted(evtx_samples.glob("*.evtx")):
         shutil.copy(p, tmp_path / "ev" / "network" / p.name)
     inputs = ingest_mod.walk([tmp_path / "ev"])

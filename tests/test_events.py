@@ -404,6 +404,33 @@ def test_values_a_column_cannot_hold_do_not_sink_the_batch() -> None:
     ]
 
 
+@pytest.mark.parametrize("tail", [0, 30, 40, 20000])
+def test_parts_follow_the_records_the_chunk_headers_declare(tmp_path: Path, monkeypatch, tail: int) -> None:
+    import random
+    import struct
+
+    rng = random.Random(tail)
+    counts = [rng.choice([0, 1, 5, 120, 300]) for _ in range(200)]  # 0: a damaged header
+    path = tmp_path / "x.evtx"
+    with open(path, "wb") as fh:
+        fh.write(b"ElfFile\0".ljust(evtx.HEADER_BYTES, b"\0"))
+        number = 1
+        for c in counts:
+            head = b"ElfChnk\0" + struct.pack("<QQ", number, number + c - 1) if c else b"garbage!"
+            fh.write(head.ljust(evtx.CHUNK_BYTES, b"\0"))
+            number += c
+        fh.write(b"ElfChnk\0".ljust(tail, b"\0")[:tail])  # a cut last chunk: 0..0, one record if its header is whole
+    monkeypatch.setattr(evtx, "PART_RECORDS", 2000)
+    monkeypatch.setattr(evtx, "PART_CHUNKS", 64)
+    parts = evtx.parts(path)
+    n = len(counts) + (1 if tail else 0)
+    assert [p[0] for p in parts] == [0] + [p[1] for p in parts[:-1]] and parts[-1][1] == n  # in order, end to end
+    assert all(0 < b - a <= 64 for a, b in parts)
+    declared = [evtx.expected_records(path, *p) for p in parts]
+    assert sum(declared) == sum(counts) + (tail >= 40) == evtx.expected_records(path)
+    assert len(parts) >= -(-sum(counts) // 2000) and max(declared) <= 2000 + 300  # about equal, by records
+
+
 def test_unparseable_system_time_falls_back_to_the_record_time() -> None:
     sink = MemorySink()
     cols = evtx._Columns(sink, "evtx")
@@ -421,6 +448,50 @@ def test_unparseable_system_time_falls_back_to_the_record_time() -> None:
         datetime(2024, 1, 1, 13),
         None,
     ]
+
+
+@real
+def test_a_deadly_part_is_halved_until_only_a_few_chunks_are_lost(tmp_path: Path, monkeypatch) -> None:
+    import dataclasses
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    import wormhunt.ingest as ingest_mod
+    from wormhunt.simulate.evtxpack import pack
+    from wormhunt.sources import FORMATS
+
+    big = tmp_path / "in" / "big.evtx"
+    chunks = pack(sorted(DATA.glob("*.evtx")), 4, big)  # 28 chunks
+    whole = sorted(_parse(big).of("events"), key=lambda r: r["line"])
+    monkeypatch.setattr(evtx, "PART_CHUNKS", 16)
+    monkeypatch.setattr(evtx, "LOST_CHUNKS", 2)
+    monkeypatch.setattr(ingest_mod, "SPLIT_MIN_RECORDS", 0)
+    monkeypatch.setattr(ingest_mod, "BATCHED_STREAM_BYTES", 0)
+    bad_chunk = 9
+    parent = os.getpid()
+
+    def deadly(path, part, sink):  # any part holding chunk 9 kills its worker, every time
+        if part[0] <= bad_chunk < part[1] and os.getpid() != parent:
+            os._exit(9)
+        return evtx.parse_part(path, part, sink)
+
+    monkeypatch.setitem(FORMATS, "evtx", dataclasses.replace(FORMATS["evtx"], parse_part=deadly))
+    ctx = mp.get_context("fork")
+    monkeypatch.setattr(ingest_mod, "_pool", lambda count: ProcessPoolExecutor(2, mp_context=ctx))
+    with Case(tmp_path / "case") as case:
+        (entry,) = ingest(case, [tmp_path / "in"])
+        rows = case.query("SELECT line, record_id, event_id FROM events ORDER BY line")
+    piece = next(p for p in evtx.parts(big) if p[0] <= bad_chunk < p[1])
+    while halves := evtx.halve_part(piece):  # the halving the ingest does, followed to chunk 9
+        piece = next(h for h in halves if h[0] <= bad_chunk < h[1])
+    assert piece[1] - piece[0] <= 2 < chunks
+    lost = evtx.expected_records(big, *piece)
+    assert lost and entry.status == "ingested", entry.message
+    assert entry.skip_reasons == {"part of the file lost: its worker process died (out of memory or killed)": lost}
+    before = evtx.expected_records(big, 0, piece[0])
+    kept = [(r["line"], r["record_id"], r["event_id"]) for r in whole if not before < r["line"] <= before + lost]
+    assert [(r["line"], r["record_id"], r["event_id"]) for r in rows] == kept
 
 
 @real

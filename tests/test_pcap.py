@@ -103,6 +103,23 @@ def test_probe_and_vulnerable_answer(tmp_path: Path) -> None:
     assert sink.of("net_alerts")[0]["line"] == 3  # the packet after SYN and SYN/ACK
 
 
+def test_ingest_records_the_sha256_of_the_capture(tmp_path: Path) -> None:
+    # The pcap reader does not feed the ingest's running hash: the file is hashed on its own,
+    # and the copy kept in the case is named by that hash.
+    import hashlib
+
+    from wormhunt.ingest import ingest
+    from wormhunt.store import Case
+
+    (tmp_path / "in").mkdir()
+    path = capture(tmp_path / "in" / "probe.pcap", PROBE)
+    with Case(tmp_path / "case") as case:
+        (entry,) = ingest(case, [tmp_path / "in"])
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        assert entry.status == "ingested" and entry.sha256 == digest
+        assert (case.files_dir / digest).read_bytes() == path.read_bytes()
+
+
 def test_exploit_and_implant(tmp_path: Path) -> None:
     sink = parse(capture(tmp_path / "e.pcap", EXPLOIT + IMPLANT))
     assert "SMB1 NT_TRANSACT and TRANS2_SECONDARY interleaved" in kinds(sink)

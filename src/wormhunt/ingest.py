@@ -86,7 +86,9 @@ POOL_WINDOW = 8  # tasks in flight per ingest
 # A streamed log (pcap, EVTX, firewall export) up to this size joins the batch's transaction
 # and partition; a bigger one gets its own (thousands of small EVTX files cost a transaction each).
 BATCHED_STREAM_BYTES = 16 * 1024 * 1024
-POOL_RESTARTS = 4  # fresh pools after breakages, before this process parses the rest itself
+# Fresh pools after breakages, before this process parses the rest itself (halving a part that
+# kills its worker down to a few chunks takes one each time).
+POOL_RESTARTS = 16
 # A streamed file in a format that parses in parts (EVTX) whose parts declare this many records
 # is parsed by the worker processes, `SPLIT_WINDOW` parts in flight (bounded memory), and stored
 # here in order. Counted in records, not bytes: event logs hold from 6 to 200 events a 64 KiB
@@ -381,6 +383,7 @@ class _Hasher:
 
     def __init__(self) -> None:
         self.sha = hashlib.sha256()
+        self.fed = 0  # bytes queued
         self.blocks: queue.Queue[tuple[memoryview | bytes, threading.Event] | None] = queue.Queue()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -394,6 +397,7 @@ class _Hasher:
     def put(self, block: memoryview | bytes) -> Callable[[], object]:
         """Queue a block; returns a wait for when its buffer may be reused."""
         done = threading.Event()
+        self.fed += len(block)
         self.blocks.put((block, done))
         return done.wait
 
@@ -430,6 +434,8 @@ def _parse_streaming(fmt: Format, path: Path, det: Detection, sink: StoreSink, w
         fmt.parse_file(path, det.encoding, sink)  # type: ignore[misc]
     finally:
         digest = hasher.hexdigest()
+    if not hasher.fed and path.stat().st_size:  # a reader that does not feed the tap (pcap)
+        digest = sha256_file(path)
     return digest
 
 
@@ -451,9 +457,10 @@ def _part_worker(job: tuple[Path, str, Any]) -> tuple[TableSink, int]:
 def _parse_split(fmt: Format, path: Path, sink: StoreSink, workers: _Workers) -> None:
     """The file's parts parsed by the workers, at most `SPLIT_WINDOW` in flight, and stored
     here in file order with their line numbers continued. When the pool breaks, the parts in
-    flight are parsed again one by one in a fresh pool: one that breaks that too is counted as
-    lost, never parsed in this process (it may be what exhausted the worker's memory). With no
-    pool left, this process parses the parts not yet started, as it parses any big log."""
+    flight are parsed again one by one in a fresh pool: one that breaks that too is halved and
+    each half tried alone, down to a few chunks, which are then counted as lost, never parsed
+    in this process (they may be what exhausted the worker's memory). With no pool left, this
+    process parses the parts not yet started, as it parses any big log."""
     Flying = tuple[Future[tuple[TableSink, int]], Any, ProcessPoolExecutor]
     flying: deque[Flying] = deque()
     queued = iter(fmt.parts(path))  # type: ignore[misc]
@@ -474,19 +481,30 @@ def _parse_split(fmt: Format, path: Path, sink: StoreSink, workers: _Workers) ->
         got.replay(sink, offset)
         offset += used
 
-    def alone(part: Any) -> None:
+    def lose(part: Any) -> None:
         nonlocal offset
+        lost = (fmt.part_records(path, part) if fmt.part_records else None) or 1
+        for _ in range(lost):
+            sink.skip(0, "part of the file lost: its worker process died (out of memory or killed)", "")
+        offset += lost
+
+    def alone(part: Any, suspect: bool = False) -> None:
+        """`suspect`: a piece of a part that killed a worker on its own; never parsed here."""
         if (pool := workers.pool) is None:
-            store(*_part_worker((path, fmt.name, part)))
+            if suspect:
+                lose(part)
+            else:
+                store(*_part_worker((path, fmt.name, part)))
             return
         try:
             store(*pool.submit(_part_worker, (path, fmt.name, part)).result())
         except BrokenProcessPool:
             workers.renew(pool)
-            lost = (fmt.part_records(path, part) if fmt.part_records else None) or 1
-            for _ in range(lost):
-                sink.skip(0, "part of the file lost: its worker process died (out of memory or killed)", "")
-            offset += lost
+            halves = fmt.halve_part(part) if fmt.halve_part and workers.pool is not None else []
+            if not halves:
+                lose(part)
+            for half in halves:  # narrow down what kills the worker: only a small piece is lost
+                alone(half, suspect=True)
 
     fill()
     while flying:

@@ -117,3 +117,4 @@ class Format:
     parts: PartLister | None = None  # a big file is parsed part by part in worker processes
     parse_part: PartParser | None = None
     part_records: Callable[[Path, Any], int | None] | None = None  # records a part declares (counted if lost)
+    halve_part: Callable[[Any], list[Any]] | None = None  # a part in two, in order ([] when too small to split)
