@@ -158,6 +158,15 @@ level: critical
 
 
 @real
+def test_evtx_evidence_is_cited_as_its_record(real_case: Case) -> None:
+    (row,) = real_case.query(
+        "SELECT evidence_id, line, record_id FROM events WHERE event_id = 7045 AND data['ServiceName'] = 'BTOBTO'"
+    )
+    text = real_case.evidence_line(row["evidence_id"], row["line"])
+    assert text == f"record {row['line']}: System 7045 (Service Control Manager), EventRecordID {row['record_id']}"
+
+
+@real
 def test_sigma_over_real_samples(real_case: Case, tmp_path: Path) -> None:
     (tmp_path / "rules.yml").write_text(SIGMA_RULES, encoding="utf-8")
     rules, problems = load_rules([tmp_path])

@@ -676,6 +676,15 @@ class Case:
         path, copy, size, fmt = row
         if fmt == "pcap":
             return f"packet {line}"  # binary evidence: the packet number is the citation
+        if fmt == "evtx":  # binary too: the record, as the events table holds it
+            event = self.con.execute(
+                "SELECT channel, event_id, provider, record_id FROM events WHERE evidence_id = ? AND line = ? LIMIT 1",
+                [evidence_id, line],
+            ).fetchone()
+            if event is None:
+                return f"record {line}"
+            channel, event_id, provider, record_id = event
+            return f"record {line}: {channel} {event_id} ({provider}), EventRecordID {record_id}"
         source = self.root / copy if copy else Path(path)
         try:
             if offset is not None and offset >= 0:
