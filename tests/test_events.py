@@ -7,6 +7,7 @@ import json
 import textwrap
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -459,8 +460,13 @@ def test_unparseable_system_time_falls_back_to_the_record_time() -> None:
     ]
 
 
-@real
-def test_a_deadly_part_is_halved_until_only_a_few_chunks_are_lost(tmp_path: Path, monkeypatch) -> None:
+LOST = "part of the file lost: its worker process died (out of memory or killed)"
+
+
+def _ingest_with_a_deadly_part(tmp_path: Path, monkeypatch, rounds: int, dies: Any) -> tuple[Path, Any, list, list]:
+    """A packed log ingested in parts by forked workers, where any part for which `dies(part)`
+    holds kills its worker every time: (the log, its manifest entry, its rows, the rows of a
+    one-pass parse)."""
     import dataclasses
     import multiprocessing as mp
     import os
@@ -471,61 +477,14 @@ def test_a_deadly_part_is_halved_until_only_a_few_chunks_are_lost(tmp_path: Path
     from wormhunt.sources import FORMATS
 
     big = tmp_path / "in" / "big.evtx"
-    chunks = pack(sorted(DATA.glob("*.evtx")), 4, big)  # 28 chunks
+    pack(sorted(DATA.glob("*.evtx")), rounds, big)
     whole = sorted(_parse(big).of("events"), key=lambda r: r["line"])
-    monkeypatch.setattr(evtx, "PART_CHUNKS", 16)
-    monkeypatch.setattr(evtx, "LOST_CHUNKS", 2)
     monkeypatch.setattr(ingest_mod, "SPLIT_MIN_RECORDS", 0)
     monkeypatch.setattr(ingest_mod, "BATCHED_STREAM_BYTES", 0)
-    bad_chunk = 9
     parent = os.getpid()
 
-    def deadly(path, part, sink):  # any part holding chunk 9 kills its worker, every time
-        if part[0] <= bad_chunk < part[1] and os.getpid() != parent:
-            os._exit(9)
-        return evtx.parse_part(path, part, sink)
-
-    monkeypatch.setitem(FORMATS, "evtx", dataclasses.replace(FORMATS["evtx"], parse_part=deadly))
-    ctx = mp.get_context("fork")
-    monkeypatch.setattr(ingest_mod, "_pool", lambda count: ProcessPoolExecutor(2, mp_context=ctx))
-    with Case(tmp_path / "case") as case:
-        (entry,) = ingest(case, [tmp_path / "in"])
-        rows = case.query("SELECT line, record_id, event_id FROM events ORDER BY line")
-    piece = next(p for p in evtx.parts(big) if p[0] <= bad_chunk < p[1])
-    while halves := evtx.halve_part(piece):  # the halving the ingest does, followed to chunk 9
-        piece = next(h for h in halves if h[0] <= bad_chunk < h[1])
-    assert piece[1] - piece[0] <= 2 < chunks
-    lost = evtx.expected_records(big, *piece)
-    assert lost and entry.status == "ingested", entry.message
-    assert entry.skip_reasons == {"part of the file lost: its worker process died (out of memory or killed)": lost}
-    before = evtx.expected_records(big, 0, piece[0])
-    kept = [(r["line"], r["record_id"], r["event_id"]) for r in whole if not before < r["line"] <= before + lost]
-    assert [(r["line"], r["record_id"], r["event_id"]) for r in rows] == kept
-
-
-@real
-def test_a_part_that_kills_its_worker_is_counted_lost_and_the_rest_kept(tmp_path: Path, monkeypatch) -> None:
-    import dataclasses
-    import multiprocessing as mp
-    import os
-    from concurrent.futures import ProcessPoolExecutor
-
-    import wormhunt.ingest as ingest_mod
-    from wormhunt.simulate.evtxpack import pack
-    from wormhunt.sources import FORMATS
-
-    big = tmp_path / "in" / "big.evtx"
-    pack(sorted(DATA.glob("*.evtx")), 3, big)
-    whole = sorted(_parse(big).of("events"), key=lambda r: r["line"])
-    monkeypatch.setattr(evtx, "PART_CHUNKS", 4)
-    monkeypatch.setattr(ingest_mod, "SPLIT_MIN_RECORDS", 0)
-    monkeypatch.setattr(ingest_mod, "BATCHED_STREAM_BYTES", 0)
-    parts = evtx.parts(big)
-    deadly_part = parts[1]
-    parent = os.getpid()
-
-    def deadly(path, part, sink):  # as if this part exhausted the worker's memory: it dies, every time
-        if part == deadly_part and os.getpid() != parent:
+    def deadly(path, part, sink):  # as if this part exhausted the worker's memory
+        if dies(part) and os.getpid() != parent:
             os._exit(9)
         return evtx.parse_part(path, part, sink)
 
@@ -536,10 +495,42 @@ def test_a_part_that_kills_its_worker_is_counted_lost_and_the_rest_kept(tmp_path
     with Case(tmp_path / "case") as case:
         (entry,) = ingest(case, [tmp_path / "in"])
         rows = case.query("SELECT line, record_id, event_id FROM events ORDER BY line")
-    lost = evtx.expected_records(big, *deadly_part)
+    return big, entry, rows, whole
+
+
+def _without(whole: list, before: int, lost: int) -> list:
+    """The one-pass rows but the `lost` records after the first `before`: the lines after them
+    keep their numbers."""
+    return [(r["line"], r["record_id"], r["event_id"]) for r in whole if not before < r["line"] <= before + lost]
+
+
+@real
+def test_a_deadly_part_is_halved_until_only_a_few_chunks_are_lost(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(evtx, "PART_CHUNKS", 16)
+    monkeypatch.setattr(evtx, "LOST_CHUNKS", 2)
+    bad = 9  # any part holding chunk 9 kills its worker
+    big, entry, rows, whole = _ingest_with_a_deadly_part(tmp_path, monkeypatch, 4, lambda p: p[0] <= bad < p[1])
+    piece = next(p for p in evtx.parts(big) if p[0] <= bad < p[1])
+    while halves := evtx.halve_part(piece):  # the halving the ingest does, followed to chunk 9
+        piece = next(h for h in halves if h[0] <= bad < h[1])
+    assert piece[1] - piece[0] <= 2 < evtx._chunk_count(big.stat().st_size)
+    lost = evtx.expected_records(big, *piece)
     assert lost and entry.status == "ingested", entry.message
-    assert entry.skip_reasons == {"part of the file lost: its worker process died (out of memory or killed)": lost}
-    kept = [(r["line"], r["record_id"], r["event_id"]) for r in whole]
-    first = sum(1 for r in whole if r["line"] <= evtx.expected_records(big, *parts[0]))
-    del kept[first : first + lost]  # the lost part's records; the lines after it keep their numbers
-    assert [(r["line"], r["record_id"], r["event_id"]) for r in rows] == kept
+    assert entry.skip_reasons == {LOST: lost}
+    before = evtx.expected_records(big, 0, piece[0])
+    assert [(r["line"], r["record_id"], r["event_id"]) for r in rows] == _without(whole, before, lost)
+
+
+@real
+def test_a_part_that_kills_its_worker_is_counted_lost_and_the_rest_kept(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(evtx, "PART_CHUNKS", 4)  # parts of 4 chunks: too small to halve
+    # The second part (chunks 4..8 of the packed log) kills its worker every time.
+    big, entry, rows, whole = _ingest_with_a_deadly_part(tmp_path, monkeypatch, 3, lambda p: p == (4, 8))
+    parts = evtx.parts(big)
+    assert parts[1] == (4, 8)
+    lost = evtx.expected_records(big, *parts[1])
+    assert lost and entry.status == "ingested", entry.message
+    assert entry.skip_reasons == {LOST: lost}
+    assert [(r["line"], r["record_id"], r["event_id"]) for r in rows] == _without(
+        whole, evtx.expected_records(big, *parts[0]), lost
+    )
