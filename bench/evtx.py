@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import io
 import os
 import resource
 import shutil
@@ -35,8 +34,8 @@ import psutil
 
 from wormhunt.analyze import events as ev
 from wormhunt.ingest import ingest
-from wormhunt.simulate.evtxpack import MAX_CHUNKS, dense_chunks, pack, sample_chunks
-from wormhunt.sources.evtx import HEADER_BYTES, file_header
+from wormhunt.simulate.evtxpack import MAX_CHUNKS, chunk_events, dense_chunks, pack, sample_chunks
+from wormhunt.sources.evtx import HEADER_BYTES
 from wormhunt.store import Case
 
 # This script is named evtx.py too: import the parser package, not this file.
@@ -46,11 +45,6 @@ sys.modules.pop("evtx", None)
 evtx = importlib.import_module("evtx")
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "evtx"
-
-
-def _one_chunk(chunk: bytes) -> io.BytesIO:
-    head = sorted(DATA.glob("*.evtx"))[0].read_bytes()[:HEADER_BYTES]
-    return io.BytesIO(file_header(head, 1) + chunk)
 
 
 class Tree:
@@ -105,9 +99,8 @@ def main() -> None:
     try:
         files = []
         if args.dense:
-            per_round = sum(
-                sum(1 for _ in evtx.PyEvtxParser(_one_chunk(c)).records_json()) for c in dense_chunks(samples)
-            )
+            head = samples[0].read_bytes()[:HEADER_BYTES]
+            per_round = sum(len(chunk_events(c, head) or []) for c in dense_chunks(samples))
             rounds = max(1, -(-args.events // per_round))
         if args.big or args.dense:  # as few files as the 16-bit chunk count allows
             per_file = MAX_CHUNKS // len(sample_chunks(samples))

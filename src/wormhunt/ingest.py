@@ -410,7 +410,8 @@ class _Hasher:
 def _parse_streaming(fmt: Format, path: Path, det: Detection, sink: StoreSink, workers: _Workers | None = None) -> str:
     """Run a streaming parser; returns the file's sha256, computed alongside. A big file whose
     format parses in parts is parsed by the worker processes, part by part."""
-    if workers is not None and _worth_splitting(fmt, path) and workers.ensure() is not None:
+    parts = _split_parts(fmt, path) if workers is not None else None
+    if parts and workers is not None and workers.ensure() is not None:
         digest: list[str | Exception] = []
 
         def hash_file() -> None:
@@ -422,7 +423,7 @@ def _parse_streaming(fmt: Format, path: Path, det: Detection, sink: StoreSink, w
         hashing = threading.Thread(target=hash_file, daemon=True)
         hashing.start()
         try:
-            _parse_split(fmt, path, sink, workers)
+            _parse_split(fmt, path, parts, sink, workers)
         finally:
             hashing.join()
         if isinstance(digest[0], Exception):
@@ -439,11 +440,13 @@ def _parse_streaming(fmt: Format, path: Path, det: Detection, sink: StoreSink, w
     return digest
 
 
-def _worth_splitting(fmt: Format, path: Path) -> bool:
+def _split_parts(fmt: Format, path: Path) -> list[Any] | None:
+    """The parts the workers parse the file in, or None when it is not worth splitting."""
     if fmt.parts is None or fmt.part_records is None or path.stat().st_size <= BATCHED_STREAM_BYTES:
-        return False
+        return None
     parts = fmt.parts(path)
-    return len(parts) > 1 and sum(fmt.part_records(path, p) or 0 for p in parts) >= SPLIT_MIN_RECORDS
+    worth = len(parts) > 1 and sum(fmt.part_records(path, p) or 0 for p in parts) >= SPLIT_MIN_RECORDS
+    return parts if worth else None
 
 
 def _part_worker(job: tuple[Path, str, Any]) -> tuple[TableSink, int]:
@@ -454,7 +457,7 @@ def _part_worker(job: tuple[Path, str, Any]) -> tuple[TableSink, int]:
     return sink, used
 
 
-def _parse_split(fmt: Format, path: Path, sink: StoreSink, workers: _Workers) -> None:
+def _parse_split(fmt: Format, path: Path, parts: list[Any], sink: StoreSink, workers: _Workers) -> None:
     """The file's parts parsed by the workers, at most `SPLIT_WINDOW` in flight, and stored
     here in file order with their line numbers continued. When the pool breaks, the parts in
     flight are parsed again one by one in a fresh pool: one that breaks that too is halved and
@@ -463,7 +466,7 @@ def _parse_split(fmt: Format, path: Path, sink: StoreSink, workers: _Workers) ->
     process parses the parts not yet started, as it parses any big log."""
     Flying = tuple[Future[tuple[TableSink, int]], Any, ProcessPoolExecutor]
     flying: deque[Flying] = deque()
-    queued = iter(fmt.parts(path))  # type: ignore[misc]
+    queued = iter(parts)
     offset = 0
 
     def fill() -> None:

@@ -12,8 +12,8 @@ written inline, the event's and that of its embedded EventData). Every copy is c
 
 from __future__ import annotations
 
+import io
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 
@@ -131,17 +131,15 @@ def _fill(chunk: bytes, copies: list[bytes]) -> bytes:
     return bytes(out)
 
 
-def _events(chunk: bytes, head: bytes) -> list[str] | None:
-    """The JSON of each event of one chunk, as the `evtx` parser reads it (None if it fails)."""
+def chunk_events(chunk: bytes, head: bytes) -> list[str] | None:
+    """The JSON of each event of one chunk behind the file header `head`, as the `evtx` parser
+    reads it (None if it fails)."""
     import evtx
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "chunk.evtx"
-        path.write_bytes(file_header(head, 1) + chunk)
-        try:
-            return [r["data"] for r in evtx.PyEvtxParser(str(path)).records_json()]
-        except (OSError, RuntimeError, ValueError):
-            return None
+    try:
+        return [r["data"] for r in evtx.PyEvtxParser(io.BytesIO(file_header(head, 1) + chunk)).records_json()]
+    except (OSError, RuntimeError, ValueError):
+        return None
 
 
 def dense_chunks(samples: list[Path]) -> list[bytes]:
@@ -150,7 +148,7 @@ def dense_chunks(samples: list[Path]) -> list[bytes]:
     out = []
     for chunk in sample_chunks(samples):
         originals = _records(chunk)
-        expected = _events(chunk, head)
+        expected = chunk_events(chunk, head)
         if not originals or expected is None or len(expected) != len(originals):
             out.append(chunk)
             continue
@@ -159,11 +157,11 @@ def dense_chunks(samples: list[Path]) -> list[bytes]:
             copy = _as_reference(offset, record)
             if copy is None:
                 continue
-            trial = _events(_fill(chunk, [copy]), head)
+            trial = chunk_events(_fill(chunk, [copy]), head)
             if trial is not None and len(trial) > len(originals) and set(trial[len(originals) :]) == {expected[i]}:
                 usable.append(copy)
         filled = _fill(chunk, usable) if usable else chunk
-        events = _events(filled, head)
+        events = chunk_events(filled, head)
         good = events is not None and len(events) == len(_records(filled)) and set(events) <= set(expected)
         out.append(filled if good else chunk)
     return out
