@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
 import pyarrow as pa
 
 from wormhunt.model import EVENTS
@@ -422,42 +423,49 @@ def _declared(path: Path, first: int = 0, last: int | None = None) -> list[int] 
 def _evtx_records(path: Path, sink: Sink, part: tuple[int, int] | None, used: list[int]) -> Iterator[tuple[int, Any]]:
     """(ordinal, record) pairs of the file or of one part of it; a record the parser cannot read
     is counted and skipped. `used` receives the number of ordinals handed out."""
-    import evtx  # the Rust parser; imported here so the other formats do not need it
-
     size = path.stat().st_size
     truncated = size > HEADER_BYTES and (size - HEADER_BYTES) % CHUNK_BYTES
     try:
-        # One parser thread: records are taken one by one here (more threads measured no faster),
-        # and worker processes already share the cores.
         if part is not None:
-            parser = evtx.PyEvtxParser(_ChunkView(path, *part), number_of_threads=1)
+            source: Any = _ChunkView(path, *part)
         elif truncated:
-            parser = evtx.PyEvtxParser(_ChunkView(path, 0, _chunk_count(size)), number_of_threads=1)
+            source = _ChunkView(path, 0, _chunk_count(size))
         else:
-            parser = evtx.PyEvtxParser(str(path), number_of_threads=1)
-    except (OSError, RuntimeError, ValueError) as exc:
+            source = str(path)
+    except OSError as exc:
         sink.skip(0, "unreadable evtx file", f"{type(exc).__name__}: {exc}")
         return
-    if truncated and (part is None or part[1] == _chunk_count(size)):
-        sink.meta.setdefault("warnings", []).append(
-            {"code": "evtx_truncated", "detail": f"the file ends inside a chunk ({size} bytes)"}
-        )
+    yield from _parsed(source, sink, used)
+
+
+def _parsed(source: Any, sink: Sink, used: list[int], base: int = 0) -> Iterator[tuple[int, Any]]:
+    """(ordinal, record) pairs the `evtx` parser reads from `source` (a path or a file object),
+    ordinals from `base` + 1."""
+    import evtx  # the Rust parser; imported here so the other formats do not need it
+
+    try:
+        # One parser thread: records are taken one by one here (more threads measured no faster),
+        # and worker processes already share the cores.
+        parser = evtx.PyEvtxParser(source, number_of_threads=1)
+    except (OSError, RuntimeError, ValueError) as exc:
+        sink.skip(base, "unreadable evtx file", f"{type(exc).__name__}: {exc}")
+        return
     it = parser.records_json()
-    n = 0
+    n = base
     errors = 0
     while True:
         n += 1
         try:
             rec = next(it)
         except StopIteration:
-            used.append(n - 1)
+            used.append(n - 1 - base)
             return
         except Exception as exc:  # the parser raises its own error types for damaged chunks/records
             sink.skip(n, "damaged evtx record", f"{type(exc).__name__}: {exc}")
             errors += 1
             if errors > 100_000:  # a parser stuck on one spot: give up on the rest, counted
                 sink.skip(n, "evtx parser gave up", "")
-                used.append(n)
+                used.append(n - base)
                 return
             continue
         yield n, rec
@@ -479,18 +487,136 @@ def parse_file(path: Path, encoding: Encoding, sink: Sink) -> None:
     parse_part(path, None, sink)
 
 
+# Read EVTX with the compiled BinXML reader (sources/binxml.py), the JSON path for the chunks it
+# hands over; False: the JSON path only (the reference, and the benchmark's baseline).
+BINXML = True
+WINDOW_CHUNKS = 512  # chunks the compiled reader takes at once (32 MiB)
+
+
 def parse_part(path: Path, part: tuple[int, int] | None, sink: Sink) -> int:
     """Read chunks [first, last) of an .evtx (the whole file for None) into `events`, lines
     numbered from 1 within the part; returns how many ordinals the part used."""
+    size = path.stat().st_size
+    truncated = size > HEADER_BYTES and (size - HEADER_BYTES) % CHUNK_BYTES
+    if truncated and (part is None or part[1] == _chunk_count(size)):
+        sink.meta.setdefault("warnings", []).append(
+            {"code": "evtx_truncated", "detail": f"the file ends inside a chunk ({size} bytes)"}
+        )
     used: list[int] = []
     with _no_gc():
-        _read_records(path, part, sink, used)
+        if not (BINXML and _read_compiled(path, part, sink, used)):
+            _read_records(path, part, sink, used)
     expected = expected_records(path, *(part or (0, None)))
     lost = (expected or 0) - sink.records - sink.skip_counts["damaged evtx record"]
     if lost > 0:
         for _ in range(lost):  # counted one by one, like every skipped record
             sink.skip(0, "record lost in a damaged or truncated chunk", "")
     return used[0] if used else 0
+
+
+def _read_compiled(path: Path, part: tuple[int, int] | None, sink: Sink, used: list[int]) -> bool:
+    """The chunks through the compiled reader, window by window, and the chunks it hands over
+    through the JSON path, ordinals in file order; False (nothing read) when the file does not
+    start like an .evtx (the JSON path reports it)."""
+    from wormhunt.sources import binxml
+
+    try:
+        fh = open(path, "rb", buffering=0)  # noqa: SIM115 - closed below
+    except OSError:
+        return False
+    with fh:
+        head = fh.read(HEADER_BYTES)
+        if not head.startswith(EVTX_MAGIC):
+            return False
+        head = head.ljust(HEADER_BYTES, b"\0")
+        first, last = part or (0, _chunk_count(os.fstat(fh.fileno()).st_size))
+        base = 0
+        verify = _verifier(head)
+        for at in range(first, last, WINDOW_CHUNKS):
+            n = min(WINDOW_CHUNKS, last - at)
+            fh.seek(HEADER_BYTES + at * CHUNK_BYTES)
+            raw = fh.read(n * CHUNK_BYTES).ljust(n * CHUNK_BYTES, b"\0")  # a cut last chunk reads as zeros
+            buf = np.frombuffer(raw, np.uint8)
+            try:
+                window = binxml.read_window(buf, n, verify=verify)
+            except IndexError:  # a layout the reader's own checks missed: the JSON path reads it all
+                window = None
+            bases = np.zeros(n, np.int64)
+            c = 0
+            while c < n:
+                if window is not None and not window.bad[c]:
+                    bases[c] = base
+                    base += int(window.counts[c])
+                    c += 1
+                    continue
+                end = c + 1
+                while end < n and (window is None or window.bad[end]):
+                    end += 1
+                got: list[int] = []
+                view = io.BytesIO(file_header(head, end - c) + raw[c * CHUNK_BYTES : end * CHUNK_BYTES])
+                _read_json(_parsed(view, sink, got, base), sink)
+                base += got[0] if got else 0
+                c = end
+            if window is not None and len(window.chunk):
+                _batch_compiled(sink, window, bases[window.chunk] + window.index + 1)
+        used.append(base)
+    return True
+
+
+def _batch_compiled(sink: Sink, window: Any, line: np.ndarray) -> None:
+    import pyarrow.compute as pc
+
+    cols = window.columns
+    n = len(line)
+    computer = cols["computer"].dictionary_encode()
+    hosts = pa.array([short_host(c) for c in computer.dictionary.to_pylist()], pa.string())
+    table = pa.table(
+        {
+            "evidence_id": pa.nulls(n, pa.int32()),
+            "line": pa.array(line, pa.int64()),
+            "host": pc.take(hosts, computer.indices),
+            **cols,
+            "source": pa.array(["evtx"] * n, pa.string()),
+        }
+    )
+    sink.batch(EVENTS, table.select(_FIELDS))
+
+
+_FIELDS = ["evidence_id", "line", "host", "ts", "channel", "provider", "event_id", "computer", "record_id", "sid",
+           "user", "data", "source"]  # fmt: skip
+
+
+class _Capture(Sink):
+    """The rows of a JSON-path reading kept in memory (to check the compiled reader's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[pa.Table] = []
+
+    def _batch(self, kind: Any, table: pa.Table) -> None:
+        self.tables.append(table)
+
+
+def _verifier(head: bytes) -> Any:
+    """A check of the compiled reader's rows of one chunk against the JSON path's: for each
+    record, whether its row is the same (None when the JSON path read the chunk otherwise)."""
+
+    def verify(chunk: bytes, columns: dict) -> list[bool] | None:
+        capture = _Capture()
+        got: list[int] = []
+        _read_json(_parsed(io.BytesIO(file_header(head, 1) + chunk), capture, got), capture)
+        if capture.skipped or not capture.tables:
+            return None
+        json_rows = {r["line"]: r for t in capture.tables for r in t.select(_FIELDS[1:]).to_pylist()}
+        ours = pa.table(columns).to_pylist()
+        fields = ["ts", "channel", "provider", "event_id", "computer", "record_id", "sid", "user", "data"]
+        out = []
+        for i, row in enumerate(ours, 1):
+            ref = json_rows.get(i)
+            out.append(ref is not None and all(row[f] == ref[f] for f in fields))
+        return out
+
+    return verify
 
 
 @contextlib.contextmanager
@@ -508,9 +634,14 @@ def _no_gc() -> Iterator[None]:
 
 
 def _read_records(path: Path, part: tuple[int, int] | None, sink: Sink, used: list[int]) -> None:
+    _read_json(_evtx_records(path, sink, part, used), sink)
+
+
+def _read_json(records: Iterator[tuple[int, Any]], sink: Sink) -> None:
+    """Event rows of the parser's JSON records."""
     cols = _Columns(sink, "evtx")
     add = cols.add
-    for n, rec in _evtx_records(path, sink, part, used):
+    for n, rec in records:
         try:
             event = _decode_record(rec["data"]).Event
         except msgspec.ValidationError:  # an odd shape (a Provider without attributes ...)
