@@ -171,42 +171,56 @@ def _template_key(b, cstart, def_off):
 
 
 @njit(cache=True)
-def _instance(b, cstart, p, end, cache_off, cache_key, ncache):
+def _instance(b, cstart, p, end, cache_off, cache_slot, ncache, u_key, u_def, u_rec, nu, r):
     """The template instance at `p` (a fragment header, token 0x0c ...) ending by `end`:
-    (definition offset, template key, substitution array position, value count, cache size);
-    a definition offset of -1 when it does not have that shape."""
+    (definition offset, template slot, substitution array position, value count, cache size,
+    slots); a definition offset of -1 when it does not have that shape. A slot numbers the
+    distinct templates of the window (`u_key` their keys; `u_def` and `u_rec`, a definition
+    offset and a record of each, to compile it from)."""
     if p + 14 > end or b[p] != 0x0F or b[p + 4] != 0x0C:
-        return -1, np.uint64(0), 0, 0, ncache
+        return -1, 0, 0, 0, ncache, nu
     def_off = _u32(b, p + 10)
     q = p + 14
     if def_off == q - cstart:  # defined inline, right here
         if q + 24 > end:
-            return -1, np.uint64(0), 0, 0, ncache
+            return -1, 0, 0, 0, ncache, nu
         q += 24 + _u32(b, q + 20)
     if q + 4 > end:
-        return -1, np.uint64(0), 0, 0, ncache
-    key = np.uint64(0)
+        return -1, 0, 0, 0, ncache, nu
+    slot = -1
     for i in range(ncache):
         if cache_off[i] == def_off:
-            key = cache_key[i]
+            slot = cache_slot[i]
             break
-    if key == 0:
+    if slot < 0:
         key = _template_key(b, cstart, def_off)
         if key == 0:
-            return -1, np.uint64(0), 0, 0, ncache
+            return -1, 0, 0, 0, ncache, nu
+        for i in range(nu):
+            if u_key[i] == key:
+                slot = i
+                break
+        if slot < 0:
+            if nu == u_key.shape[0]:
+                return -1, 0, 0, 0, ncache, nu
+            slot = nu
+            u_key[nu] = key
+            u_def[nu] = def_off
+            u_rec[nu] = r
+            nu += 1
         if ncache < cache_off.shape[0]:
             cache_off[ncache] = def_off
-            cache_key[ncache] = key
+            cache_slot[ncache] = slot
             ncache += 1
     count = _u32(b, q)
     if q + 4 + 4 * count > end:
-        return -1, np.uint64(0), 0, 0, ncache
+        return -1, 0, 0, 0, ncache, nu
     total = 0
     for i in range(count):
         total += _u16(b, q + 4 + 4 * i)
     if q + 4 + 4 * count + total > end:
-        return -1, np.uint64(0), 0, 0, ncache
-    return def_off, key, q, count, ncache
+        return -1, 0, 0, 0, ncache, nu
+    return def_off, slot, q, count, ncache, nu
 
 
 @njit(cache=True)
@@ -243,15 +257,16 @@ def _count(b, nchunks, counts, status):
 
 
 @njit(cache=True)
-def _scan(
-    b, nchunks, status, r_chunk, r_off, r_id, r_ft, r_okey, r_osub, r_ocount, r_ikey, r_idef, r_isub, r_icount, r_iidx
-):
+def _scan(b, nchunks, status, r_chunk, r_id, r_ft, r_oslot, r_osub, r_ocount, r_islot, r_isub, r_icount, r_iidx, u_key,
+          u_def, u_rec):  # fmt: skip
     """Each record of the good chunks: its header fields, its template instance and that of
     the one embedded BinXML value (type 0x21) it may hold. A chunk with a record of another
-    shape gets status 1 and its records are dropped (the JSON path reads it)."""
+    shape gets status 1 and its records are dropped (the JSON path reads it). Returns
+    (records, template slots)."""
     cache_off = np.zeros(256, np.int64)
-    cache_key = np.zeros(256, np.uint64)
+    cache_slot = np.zeros(256, np.int64)
     r = 0
+    nu = 0
     for c in range(nchunks):
         if status[c]:
             continue
@@ -264,18 +279,19 @@ def _scan(
             at = cs + p
             size = _u32(b, at + 4)
             end = at + size - 4
-            d, key, q, count, ncache = _instance(b, cs, at + 24, end, cache_off, cache_key, ncache)
+            d, slot, q, count, ncache, nu = _instance(
+                b, cs, at + 24, end, cache_off, cache_slot, ncache, u_key, u_def, u_rec, nu, r
+            )
             if d < 0:
                 status[c] = 1
                 break
             r_chunk[r] = c
-            r_off[r] = at
             r_id[r] = np.int64(_u64(b, at + 8))
             r_ft[r] = np.int64(_u64(b, at + 16))
-            r_okey[r] = key
+            r_oslot[r] = slot
             r_osub[r] = q
             r_ocount[r] = count
-            r_ikey[r] = 0
+            r_islot[r] = -1
             r_iidx[r] = -1
             v = q + 4 + 4 * count
             for i in range(count):
@@ -284,12 +300,13 @@ def _scan(
                     if r_iidx[r] >= 0:  # a second embedded fragment: not a shape planned for
                         d = -1
                         break
-                    d2, key2, q2, count2, ncache = _instance(b, cs, v, v + vsize, cache_off, cache_key, ncache)
+                    d2, slot2, q2, count2, ncache, nu = _instance(
+                        b, cs, v, v + vsize, cache_off, cache_slot, ncache, u_key, u_def, u_rec, nu, r
+                    )
                     if d2 < 0:
                         d = -1
                         break
-                    r_ikey[r] = key2
-                    r_idef[r] = d2
+                    r_islot[r] = slot2
                     r_isub[r] = q2
                     r_icount[r] = count2
                     r_iidx[r] = i
@@ -301,7 +318,7 @@ def _scan(
             p += size
         if status[c]:
             r = first
-    return r
+    return r, nu
 
 
 # -- templates into plans --------------------------------------------------------------------
@@ -545,29 +562,41 @@ ODD = -2  # a value this reader does not render
 NULL = -1
 
 
-@njit(cache=True)
-def _put_uint(out, o, v):
-    v = np.uint64(v)
+@njit(cache=True, inline="always")
+def _put_dec(out, o, v):
+    """A non-negative int64 in decimal. (In int64 throughout: numba compares a uint64 with an
+    int as floats, and a SID's sub-authorities are dozens of digits a record.)"""
     n = 1
     t = v
     while t >= 10:
-        t //= np.uint64(10)
+        t //= 10
         n += 1
     for i in range(n - 1, -1, -1):
-        out[o + i] = 48 + np.uint8(v % np.uint64(10))
-        v //= np.uint64(10)
+        out[o + i] = 48 + v % 10
+        v //= 10
     return o + n
 
 
 @njit(cache=True)
+def _put_u64(out, o, v):
+    """A uint64 in decimal, values of 2**63 and more included."""
+    v = np.uint64(v)
+    if v < np.uint64(1 << 63):
+        return _put_dec(out, o, np.int64(v))
+    o = _put_dec(out, o, np.int64(v // np.uint64(10)))
+    out[o] = 48 + np.uint8(v % np.uint64(10))
+    return o + 1
+
+
+@njit(cache=True, inline="always")
 def _put_int(out, o, v):
-    if v < 0:
-        out[o] = 45  # "-"
-        return _put_uint(out, o + 1, np.uint64(-(v + 1)) + np.uint64(1))
-    return _put_uint(out, o, np.uint64(v))
+    if v >= 0:
+        return _put_dec(out, o, v)
+    out[o] = 45  # "-"
+    return _put_u64(out, o + 1, np.uint64(-(v + 1)) + np.uint64(1))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _put_hex(out, o, v, digits, upper):
     """`digits` hex digits of v (0: as many as needed, no leading zeros)."""
     v = np.uint64(v)
@@ -583,7 +612,7 @@ def _put_hex(out, o, v, digits, upper):
     return o + digits
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _put_2(out, o, v):
     out[o] = 48 + v // 10
     out[o + 1] = 48 + v % 10
@@ -633,7 +662,7 @@ def _put_iso(out, o, us):
     return o + 8
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _put_utf16(b, p, size, out, o):
     """UTF-16LE as UTF-8, a lone surrogate as U+FFFD; trailing NULs left out."""
     n = size // 2
@@ -641,6 +670,12 @@ def _put_utf16(b, p, size, out, o):
         n -= 1
     i = 0
     while i < n:
+        lo = b[p + 2 * i]
+        if lo < 0x80 and b[p + 2 * i + 1] == 0:  # ASCII, most of a log
+            out[o] = lo
+            o += 1
+            i += 1
+            continue
         c = _u16(b, p + 2 * i)
         i += 1
         if 0xD800 <= c < 0xDC00 and i < n:
@@ -671,7 +706,7 @@ def _put_utf16(b, p, size, out, o):
     return o
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _int_value(b, p, size, t):
     """(ok, value) of an integer-typed value (types 0x03-0x0a, 0x14, 0x15)."""
     if (t == 0x03 or t == 0x04) and size == 1:
@@ -689,10 +724,10 @@ def _int_value(b, p, size, t):
 
 
 @njit(cache=True)
-def _render(b, p, size, t, out, o):
+def _render(b, p, size, t, out, o, lim):
     """The value at `p` (`size` bytes, type `t`) written as text at out[o:]: the new end, NULL,
     ODD (a type or size not rendered here) or FULL."""
-    if o + 3 * size + 256 > out.shape[0]:
+    if o + 3 * size + 256 > lim:
         return FULL
     if t == T_NULL:
         return NULL
@@ -710,7 +745,7 @@ def _render(b, p, size, t, out, o):
         if not ok:
             return ODD
         if t == 0x0A and v < 0:
-            return _put_uint(out, o, np.uint64(v))
+            return _put_u64(out, o, v)
         return _put_int(out, o, v)
     if t == T_BINARY and size > 0:
         for i in range(size):
@@ -739,260 +774,270 @@ def _render(b, p, size, t, out, o):
     if t == T_SID and size >= 8 and b[p] == 1 and size == 8 + 4 * np.int64(b[p + 1]):
         out[o] = 83
         out[o + 1] = 45  # S-
-        o = _put_uint(out, o + 2, b[p])
-        auth = np.uint64(0)
+        o = _put_dec(out, o + 2, np.int64(b[p]))
+        auth = np.int64(0)
         for i in range(2, 8):
-            auth = (auth << np.uint64(8)) | np.uint64(b[p + i])
+            auth = (auth << 8) | np.int64(b[p + i])
         out[o] = 45
-        o = _put_uint(out, o + 1, auth)
-        for i in range(b[p + 1]):
+        o = _put_dec(out, o + 1, auth)
+        for i in range(np.int64(b[p + 1])):
             out[o] = 45
-            o = _put_uint(out, o + 1, _u32(b, p + 8 + 4 * i))
+            o = _put_dec(out, o + 1, _u32(b, p + 8 + 4 * i))
         return o
     return ODD
 
 
-@njit(cache=True)
-def _values(b, q, count, pos, size, typ):
-    """Position, size and type of each of the `count` values of the substitution array at `q`."""
-    if count > pos.shape[0]:
+@njit(cache=True, inline="always")
+def _values(b, q, count, val, w):
+    """Position, size and type of each of the `count` values of the substitution array at `q`,
+    into val[w, 0..2] (w 0: the event's array, 1: its embedded fragment's)."""
+    if count > val.shape[2]:
         return False
     v = q + 4 + 4 * count
     for i in range(count):
-        size[i] = _u16(b, q + 4 + 4 * i)
-        typ[i] = b[q + 6 + 4 * i]
-        pos[i] = v
-        v += size[i]
+        val[w, 1, i] = _u16(b, q + 4 + 4 * i)
+        val[w, 2, i] = b[q + 6 + 4 * i]
+        val[w, 0, i] = v
+        v += val[w, 1, i]
     return True
 
 
-@njit(cache=True)
-def _source(b, src, sbase, pos, size, typ, count, st_buf, st_off, out, o):
-    """A plan source written at out[o:]: the new end, NULL, ODD or FULL."""
+@njit(cache=True, inline="always")
+def _source(b, src, sbase, val, w, count, st_buf, st_off, out, o, lim):
+    """A plan source written at out[o:lim]: the new end, NULL, ODD or FULL. Inlined, with its
+    string and static text paths, into `_emit`: a call with array arguments costs more than
+    rendering a typical value."""
     if src == ABSENT:
         return NULL
     if src <= STATIC:
         k = sbase + STATIC - src
-        n = st_off[k + 1] - st_off[k]
-        if o + n > out.shape[0]:
+        start = st_off[k]
+        n = st_off[k + 1] - start
+        if o + n > lim:
             return FULL
-        out[o : o + n] = st_buf[st_off[k] : st_off[k + 1]]
+        for i in range(n):
+            out[o + i] = st_buf[start + i]
         return o + n
     if src >= count:
         return ODD
-    return _render(b, pos[src], size[src], typ[src], out, o)
+    if val[w, 2, src] == T_STRING:
+        if o + 3 * val[w, 1, src] > lim:
+            return FULL
+        return _put_utf16(b, val[w, 0, src], val[w, 1, src], out, o)
+    return _render(b, val[w, 0, src], val[w, 1, src], val[w, 2, src], out, o, lim)
 
 
-@njit(cache=True)
+# Regions of `_emit`'s text buffer: provider, channel, computer, sid, user, then item values.
+R_PROVIDER, R_CHANNEL, R_COMPUTER, R_SID, R_USER, R_VALUES = range(6)
+_TASK_FIELD = np.array([F_NAME, F_ESN, F_CHANNEL, F_COMPUTER, F_SID], np.int64)
+
+
+@njit(cache=True, _nrt=False)
 def _emit(
-    b,
-    nrec,
-    r_id,
-    r_ft,
-    r_osub,
-    r_ocount,
-    r_isub,
-    r_icount,
-    r_iidx,
-    r_oplan,
-    r_iplan,
-    p_sys,
-    p_emb,
-    p_istart,
-    p_icount,
-    p_sbase,
-    it_key,
-    it_src,
-    it_null,
-    st_buf,
-    st_off,
-    user_keys,
-    o_eid,
-    o_rid,
-    o_ts,
-    o_ok,
-    s_buf,
-    s_off,
-    i_key,
-    v_buf,
-    v_off,
-    v_ok,
-    m_off,
-    o_sig,
-    o_odd,
-):
-    """Rows of records [0, nrec): System fields (o_eid, o_rid, o_ts with validity in o_ok
-    columns 0-2; provider, channel, computer, sid, user as text in s_buf rows 0-4, validity in
-    o_ok columns 3-7), items (keys, values) and each record's signature. A record this reader
-    cannot render gets o_odd 1. Returns (records done, items written): fewer records than
-    `nrec` when an output buffer is full."""
-    opos = np.zeros(4096, np.int64)
-    osize = np.zeros(4096, np.int64)
-    otyp = np.zeros(4096, np.int64)
-    ipos = np.zeros(4096, np.int64)
-    isize = np.zeros(4096, np.int64)
-    ityp = np.zeros(4096, np.int64)
-    sp = np.zeros(5, np.int64)
+    b, nrec, r_id, r_ft, r_osub, r_ocount, r_isub, r_icount, r_iidx, r_oplan, r_iplan,
+    p_sys, p_emb, p_istart, p_icount, p_sbase, it_key, it_src, it_null, st_buf, st_off, user_keys,
+    val, sp, sig_table, u_sig, o_eid, o_rid, o_ts, o_ok, text, t_off, i_key, v_off, v_ok, m_off, o_sig, o_odd,
+):  # fmt: skip
+    """Rows of records [0, nrec): System fields (o_eid, o_rid, o_ts, validity in o_ok columns
+    0-2); provider, channel, computer, sid and user as text (region R_* of `text`, offsets in
+    t_off rows 0-4, validity in o_ok columns 3-7); items (keys in i_key, values in region
+    R_VALUES, offsets in v_off); and each record's signature (its plans and the types of its
+    values), numbered in o_sig (`u_sig` holds them). A record this reader cannot render gets
+    o_odd 1. Returns (records done, items written, signatures): fewer records than `nrec` when
+    a buffer is full.
+
+    No array is sliced or rebound inside the loop: numba counts references to arrays with
+    atomic operations, which cost more than the rendering itself when done per value; this
+    function is compiled without that counting (it allocates nothing: `val` and `sp` are its
+    scratch arrays)."""
+    cap = text.shape[0] // 6
+    for f in range(6):
+        sp[f] = f * cap
+    nsig = 0
+    sig_table[:] = -1
     nitems = 0
-    vp = 0
+    v_off[0] = sp[R_VALUES]
     for r in range(nrec):
         o_odd[r] = 0
         m_off[r] = nitems
         for f in range(5):
-            s_off[f, r] = sp[f]
-        v_off[nitems] = vp
+            t_off[f, r] = sp[f]
+        v_off[nitems] = sp[R_VALUES]
         pl = r_oplan[r]
-        if pl < 0 or not _values(b, r_osub[r], r_ocount[r], opos, osize, otyp):
+        ocount = r_ocount[r]
+        if pl < 0 or not _values(b, r_osub[r], ocount, val, 0):
             o_odd[r] = 1
             continue
-        ocount = r_ocount[r]
-        h = _FNV_OFFSET
-        h = (h ^ np.uint64(pl)) * _FNV_PRIME
+        h = (_FNV_OFFSET ^ np.uint64(pl)) * _FNV_PRIME
         for i in range(ocount):
-            h = (h ^ np.uint64(otyp[i])) * _FNV_PRIME
+            h = (h ^ np.uint64(val[0, 2, i])) * _FNV_PRIME
         sbase = p_sbase[pl]
-        # event id, record id, time
-        src = p_sys[pl, F_EID]
-        o_ok[r, 0] = False
-        if src >= 0:
-            if src >= ocount:
-                o_odd[r] = 1
-                continue
-            ok, v = _int_value(b, opos[src], osize[src], otyp[src])
-            if ok and otyp[src] != T_HEX32 and otyp[src] != T_HEX64:
-                o_eid[r] = v
-                o_ok[r, 0] = -(2**31) <= v < 2**31 and not (otyp[src] == 0x0A and v < 0)
-            elif otyp[src] != T_NULL:
-                o_odd[r] = 1
-                continue
-        src = p_sys[pl, F_RID]
-        o_rid[r] = r_id[r]
-        if src >= 0:
-            if src >= ocount:
-                o_odd[r] = 1
-                continue
-            ok, v = _int_value(b, opos[src], osize[src], otyp[src])
-            if ok and otyp[src] != T_HEX32 and otyp[src] != T_HEX64:
-                if v != 0:
-                    o_rid[r] = v
-            elif otyp[src] != T_NULL:
-                o_odd[r] = 1
-                continue
-        o_ok[r, 1] = o_rid[r] >= 0
-        src = p_sys[pl, F_TIME]
-        ft = r_ft[r]
-        if src >= 0:
-            if src >= ocount:
-                o_odd[r] = 1
-                continue
-            if otyp[src] == T_FILETIME and osize[src] == 8:
-                ft = np.int64(_u64(b, opos[src]))
-            elif otyp[src] != T_NULL:
-                o_odd[r] = 1
-                continue
-        o_ts[r] = np.int64(np.uint64(ft) // np.uint64(10)) - _EPOCH_US
-        o_ok[r, 2] = True
-        # text fields: provider (Name, or EventSourceName when Name is empty), channel, computer, sid
+        # event id and record id (integers), time (FILETIME)
         odd = False
-        for f, field_ in enumerate((F_NAME, F_CHANNEL, F_COMPUTER, F_SID)):
-            e = _source(b, p_sys[pl, field_], sbase, opos, osize, otyp, ocount, st_buf, st_off, s_buf[f], sp[f])
-            if f == 0 and (e == NULL or e == sp[f]):
-                e = _source(b, p_sys[pl, F_ESN], sbase, opos, osize, otyp, ocount, st_buf, st_off, s_buf[f], sp[f])
-            if e == FULL:
-                return r, nitems
-            if e == ODD:
+        o_ok[r, 0] = False
+        o_rid[r] = r_id[r]
+        ft = r_ft[r]
+        for f in (F_EID, F_RID, F_TIME):
+            src = p_sys[pl, f]
+            if src < 0:
+                continue
+            if src >= ocount:
                 odd = True
                 break
-            if e == sp[f] and (f == 1 or f == 2):  # an empty Channel or Computer element: null
-                e = NULL
-            o_ok[r, 3 + f] = e != NULL
-            if e != NULL:
-                sp[f] = e
+            t = val[0, 2, src]
+            if t == T_NULL:
+                continue
+            if f == F_TIME:
+                if t != T_FILETIME or val[0, 1, src] != 8:
+                    odd = True
+                    break
+                ft = np.int64(_u64(b, val[0, 0, src]))
+                continue
+            ok, v = _int_value(b, val[0, 0, src], val[0, 1, src], t)
+            if not ok or t == T_HEX32 or t == T_HEX64:
+                odd = True
+                break
+            if f == F_EID:
+                o_eid[r] = v
+                o_ok[r, 0] = -(2**31) <= v < 2**31 and not (t == 0x0A and v < 0)
+            elif v != 0:
+                o_rid[r] = v
         if odd:
             o_odd[r] = 1
             continue
-        # items: the plan's own, or those of the embedded fragment's plan
+        o_ok[r, 1] = o_rid[r] >= 0
+        o_ts[r] = np.int64(np.uint64(ft) // np.uint64(10)) - _EPOCH_US
+        o_ok[r, 2] = True
+        # which items: the plan's own, or those of the embedded fragment's plan
         ipl = pl
-        pos, size, typ, count = opos, osize, otyp, ocount
+        w = 0
+        count = ocount
         if p_emb[pl] >= 0:
             ipl = r_iplan[r]
-            if ipl < 0 or r_iidx[r] != p_emb[pl] or not _values(b, r_isub[r], r_icount[r], ipos, isize, ityp):
+            count = r_icount[r]
+            if ipl < 0 or r_iidx[r] != p_emb[pl] or not _values(b, r_isub[r], count, val, 1):
                 o_odd[r] = 1
                 continue
-            pos, size, typ, count = ipos, isize, ityp, r_icount[r]
+            w = 1
             h = (h ^ np.uint64(ipl + 1_000_003)) * _FNV_PRIME
             for i in range(count):
-                h = (h ^ np.uint64(typ[i])) * _FNV_PRIME
-        o_sig[r] = np.int64(h)
+                h = (h ^ np.uint64(val[1, 2, i])) * _FNV_PRIME
+        # the signature's number in this window (open addressing over `sig_table`)
+        mask = sig_table.shape[0] - 1
+        j = np.int64(h & np.uint64(mask))
+        while True:
+            slot = sig_table[j]
+            if slot < 0:
+                if nsig == u_sig.shape[0]:
+                    odd = True
+                    break
+                sig_table[j] = nsig
+                u_sig[nsig] = np.int64(h)
+                o_sig[r] = nsig
+                nsig += 1
+                break
+            if u_sig[slot] == np.int64(h):
+                o_sig[r] = slot
+                break
+            j = (j + 1) & mask
+        if odd:
+            o_odd[r] = 1
+            continue
+        # Values, one call site for all (so the renderer is inlined once): tasks 0-4 the text
+        # fields (provider's Name, its EventSourceName when Name is empty, channel, computer,
+        # sid), then the items.
         user = -1
         uname = -1
         udomain = -1
         first = nitems
-        for k in range(p_istart[ipl], p_istart[ipl] + p_icount[ipl]):
-            if nitems + 1 >= i_key.shape[0]:
-                return r, first
-            e = _source(b, it_src[k], p_sbase[ipl], pos, size, typ, count, st_buf, st_off, v_buf, vp)
+        isbase = p_sbase[ipl]
+        istart = p_istart[ipl]
+        for task in range(5 + p_icount[ipl]):
+            if task < 5:
+                f = task - 1 if task > 0 else 0  # the text region
+                if task == 1 and o_ok[r, 3]:
+                    continue  # Name was given
+                src = p_sys[pl, _TASK_FIELD[task]]
+                vw, vcount, base, lim = 0, ocount, sbase, (f + 1) * cap
+            else:
+                if nitems + 1 >= i_key.shape[0]:
+                    return r, first, nsig
+                f = R_VALUES
+                k = istart + task - 5
+                src = it_src[k]
+                vw, vcount, base, lim = w, count, isbase, 6 * cap
+            start = sp[f]
+            e = _source(b, src, base, val, vw, vcount, st_buf, st_off, text, start, lim)
             if e == FULL:
-                return r, first
+                return r, first, nsig
             if e == ODD:
                 odd = True
                 break
-            if e == vp and it_null[k]:
+            if e == start and (f == R_CHANNEL or f == R_COMPUTER or (f == R_PROVIDER and task == 0)):
+                e = NULL  # an empty element (and an empty Name gives way to EventSourceName)
+            if task < 5:
+                o_ok[r, 3 + f] = e != NULL
+                if e != NULL:
+                    sp[f] = e
+                continue
+            if e == start and it_null[k]:
                 e = NULL
-            i_key[nitems] = it_key[k]
+            key = it_key[k]
+            i_key[nitems] = key
             v_ok[nitems] = e != NULL
             if e != NULL:
-                if it_key[k] == user_keys[0]:
+                if key == user_keys[0]:
                     user = nitems
-                elif it_key[k] == user_keys[1]:
+                elif key == user_keys[1]:
                     uname = nitems
-                elif it_key[k] == user_keys[2]:
+                elif key == user_keys[2]:
                     udomain = nitems
-                vp = e
+                sp[R_VALUES] = e
             nitems += 1
-            v_off[nitems] = vp
+            v_off[nitems] = sp[R_VALUES]
         if odd:
             nitems = first
-            vp = v_off[first]
+            sp[R_VALUES] = v_off[first]
             o_odd[r] = 1
             continue
         # user: User, else SubjectDomainName\SubjectUserName (leading backslashes stripped)
         o_ok[r, 7] = False
-        u = s_buf[4]
         if user >= 0 or uname >= 0:
-            start = sp[4]
+            start = sp[R_USER]
             need = v_off[user + 1] - v_off[user] if user >= 0 else v_off[uname + 1] - v_off[uname] + 1
             if udomain >= 0:
                 need += v_off[udomain + 1] - v_off[udomain]
-            if start + need > u.shape[0]:
-                return r, first
+            if start + need > 5 * cap:
+                return r, first, nsig
             e = start
             if user >= 0:
                 for i in range(v_off[user], v_off[user + 1]):
-                    u[e] = v_buf[i]
+                    text[e] = text[i]
                     e += 1
             else:
                 if udomain >= 0:
                     for i in range(v_off[udomain], v_off[udomain + 1]):
-                        u[e] = v_buf[i]
+                        text[e] = text[i]
                         e += 1
-                u[e] = 92
+                text[e] = 92
                 e += 1
                 for i in range(v_off[uname], v_off[uname + 1]):
-                    u[e] = v_buf[i]
+                    text[e] = text[i]
                     e += 1
                 lead = start
-                while lead < e and u[lead] == 92:
+                while lead < e and text[lead] == 92:
                     lead += 1
                 if lead > start:
-                    u[start : e - (lead - start)] = u[lead:e].copy()
+                    for i in range(lead, e):
+                        text[start + i - lead] = text[i]
                     e -= lead - start
-            sp[4] = e
+            sp[R_USER] = e
             o_ok[r, 7] = True
     m_off[nrec] = nitems
     for f in range(5):
-        s_off[f, nrec] = sp[f]
-    return nrec, nitems
+        t_off[f, nrec] = sp[f]
+    v_off[nitems] = sp[R_VALUES]
+    return nrec, nitems, nsig
 
 
 # -- the reader ------------------------------------------------------------------------------
@@ -1067,13 +1112,15 @@ class Plans:
 PLANS = Plans()
 
 
-def _plan_of(plans: Plans, chunk: bytes, def_off: int, key: int, context: int) -> int:
+def _plan_of(plans: Plans, chunk_of, r: int, def_off: int, key: int, context: int) -> int:
+    """The plan id of a template (compiled from record `r`'s chunk the first time), -1 when
+    this reader has no plan for its shape."""
     table = plans.outer if context == 0 else plans.inner
     k = key if context == 0 else (key, context)
     got = table.get(k)  # type: ignore[call-overload]
     if got is None:
         try:
-            got = plans.add(compile_template(parse_template(chunk, def_off), context))
+            got = plans.add(compile_template(parse_template(chunk_of(r), def_off), context))
         except (Unsupported, IndexError, struct.error, UnicodeDecodeError):
             got = -1
         table[k] = got  # type: ignore[index]
@@ -1097,155 +1144,136 @@ class Window:
 def read_window(b: np.ndarray, nchunks: int, plans: Plans = PLANS, verify=None) -> Window:
     """Rows of the chunks in `b` (`nchunks` x 64 KiB). `verify(chunk bytes, rows)` returns, for
     each record of the chunk, whether the JSON path gives the same row (None when it cannot
-    tell); it is called for each chunk that holds a signature seen for the first time."""
+    tell); it is called for a chunk holding a signature seen for the first time."""
     import pyarrow as pa
 
     counts = np.zeros(nchunks, np.int64)
     status = np.zeros(nchunks, np.int8)
     total = _count(b, nchunks, counts, status)
-    cols = [
-        np.zeros(total, t)
-        for t in (
-            np.int32,
-            np.int64,
-            np.int64,
-            np.int64,
-            np.uint64,
-            np.int64,
-            np.int64,
-            np.uint64,
-            np.int64,
-            np.int64,
-            np.int64,
-            np.int64,
-        )
-    ]
-    r_chunk, r_off, r_id, r_ft, r_okey, r_osub, r_ocount, r_ikey, r_idef, r_isub, r_icount, r_iidx = cols
-    n = _scan(b, nchunks, status, *cols)
-    cols = [c[:n] for c in cols]
-    r_chunk, r_off, r_id, r_ft, r_okey, r_osub, r_ocount, r_ikey, r_idef, r_isub, r_icount, r_iidx = cols
-    # plans of the templates, compiled the first time each key is seen
-    ukeys, first, inverse = np.unique(r_okey, return_index=True, return_inverse=True)
-    pids = []
-    for key, r in zip(ukeys.tolist(), first.tolist(), strict=True):
+    rec = [np.zeros(total, np.int64) for _ in range(10)]
+    u_key = np.zeros(4096, np.uint64)
+    u_def = np.zeros(4096, np.int64)
+    u_rec = np.zeros(4096, np.int64)
+    n, nu = _scan(b, nchunks, status, *rec, u_key, u_def, u_rec)
+    r_chunk, r_id, r_ft, r_oslot, r_osub, r_ocount, r_islot, r_isub, r_icount, r_iidx = (x[:n] for x in rec)
+
+    # plans of the templates, compiled the first time each is seen
+    def chunk_of(r: int) -> bytes:
         c = int(r_chunk[r])
-        chunk = b"" if key in plans.outer else b[c * CHUNK : (c + 1) * CHUNK].tobytes()
-        d = struct.unpack_from("<I", chunk, int(r_off[r]) - c * CHUNK + 34)[0] if chunk else 0
-        pids.append(_plan_of(plans, chunk, d, key, 0))
-    r_oplan = np.array(pids, np.int64)[inverse.reshape(-1)] if n else np.zeros(0, np.int64)
+        return b[c * CHUNK : (c + 1) * CHUNK].tobytes()
+
+    keys = u_key[:nu].tolist()
+    defs = u_def[:nu].tolist()
+    firsts = u_rec[:nu].tolist()
+    outer = np.bincount(r_oslot, minlength=nu).tolist()  # slots used as an event's own template
+    oplan = np.array(
+        [_plan_of(plans, chunk_of, firsts[i], defs[i], keys[i], 0) if outer[i] else -1 for i in range(nu)] or [-1],
+        np.int64,
+    )
+    r_oplan = oplan[r_oslot] if n else np.zeros(0, np.int64)
     contexts = np.array([0] + [p.context for p in plans.plans], np.int64)[r_oplan + 1]
     r_iplan = np.full(n, -1, np.int64)
-    want = np.flatnonzero((r_iidx >= 0) & (contexts > 0))
+    want = np.flatnonzero((r_islot >= 0) & (contexts > 0))
     if len(want):
-        pairs, first, inverse = np.unique(
-            np.stack([r_ikey[want].view(np.int64), contexts[want]], 1), axis=0, return_index=True, return_inverse=True
-        )
-        pids = []
-        for (key, ctx), i in zip(pairs.tolist(), first.tolist(), strict=True):
-            r = int(want[i])
-            c = int(r_chunk[r])
-            k = key & 0xFFFFFFFFFFFFFFFF
-            chunk = b"" if (k, ctx) in plans.inner else b[c * CHUNK : (c + 1) * CHUNK].tobytes()
-            pids.append(_plan_of(plans, chunk, int(r_idef[r]), k, ctx))
-        r_iplan[want] = np.array(pids, np.int64)[inverse.reshape(-1)]
+        codes = r_islot[want] * 3 + contexts[want]
+        table = np.full(nu * 3, -1, np.int64)
+        for code in np.flatnonzero(np.bincount(codes, minlength=nu * 3)).tolist():
+            slot, ctx = divmod(code, 3)
+            r = int(want[np.argmax(codes == code)])
+            table[code] = _plan_of(plans, chunk_of, r, defs[slot], keys[slot], ctx)
+        r_iplan[want] = table[codes]
     arrays = plans.arrays()
-    size = max(1 << 16, int(sum(int(b[c * CHUNK + 48 : c * CHUNK + 52].view(np.uint32)[0]) for c in range(nchunks))))
+    size = max(1 << 16, int(b.reshape(nchunks, CHUNK)[:, 48:52].copy().view(np.uint32).sum()) if nchunks else 0)
     while True:
-        out = _outputs(n, size)
-        done, nitems = _emit(
-            b, n, r_id, r_ft, r_osub, r_ocount, r_isub, r_icount, r_iidx, r_oplan, r_iplan, *arrays, *out
-        )
+        out = _BUFFERS.get(n, size)
+        done, nitems, nsig = _emit(b, n, r_id, r_ft, r_osub, r_ocount, r_isub, r_icount, r_iidx, r_oplan, r_iplan,
+                                   *arrays, *out)  # fmt: skip
         if done == n:
             break
         size *= 4
-    o_eid, o_rid, o_ts, o_ok, s_buf, s_off, i_key, v_buf, v_off, v_ok, m_off, o_sig, o_odd = out
+    o_sig, o_odd = out[-2][:n], out[-1][:n]
+    sigs = out[3][:nsig].tolist()
     bad = status.astype(bool)
     bad[r_chunk[o_odd == 1]] = True
     columns = _columns(pa, plans, n, out, nitems)
     # signatures not seen before: checked on the first chunk each appears in
-    fresh = [s for s in np.unique(o_sig[o_odd == 0]).tolist() if s not in plans.verified and s not in plans.rejected]
-    if fresh:
-        wanted = set(fresh)
-        for s in fresh:
-            if s not in wanted:
-                continue
-            hit = np.flatnonzero((o_sig == s) & ~bad[r_chunk])
-            if not len(hit):
-                continue
-            c = int(r_chunk[hit[0]])
-            rows = np.flatnonzero(r_chunk == c)
-            same = (
-                verify(
-                    b[c * CHUNK : (c + 1) * CHUNK].tobytes(),
-                    {k: v.slice(int(rows[0]), len(rows)) for k, v in columns.items()},
-                )
-                if verify
-                else None
-            )
-            sigs = o_sig[rows].tolist()
-            if same is None:
-                continue
-            for sig, ok in zip(sigs, same, strict=True):
-                if not ok:
-                    plans.rejected.add(sig)
-            for sig in sigs:
-                if sig not in plans.rejected:
-                    plans.verified.add(sig)
-                wanted.discard(sig)
-    good_sig = np.array([s in plans.verified for s in o_sig.tolist()], bool) if n else np.zeros(0, bool)
-    bad[r_chunk[~good_sig & (o_odd == 0)]] = True
+    for k, sig in enumerate(sigs):
+        if sig in plans.verified or sig in plans.rejected:
+            continue
+        hit = np.flatnonzero((o_sig == k) & (o_odd == 0) & ~bad[r_chunk])
+        if not len(hit) or verify is None:
+            continue
+        c = int(r_chunk[hit[0]])
+        rows = np.flatnonzero(r_chunk == c)
+        same = verify(b[c * CHUNK : (c + 1) * CHUNK].tobytes(), {name: v.slice(int(rows[0]), len(rows))
+                      for name, v in columns.items()})  # fmt: skip
+        if same is None:
+            continue
+        there = [sigs[j] for j in o_sig[rows].tolist()]
+        for s, ok in zip(there, same, strict=True):
+            if not ok:
+                plans.rejected.add(s)
+        plans.verified.update(s for s in there if s not in plans.rejected)
+    trusted = np.array([s in plans.verified for s in sigs] or [False], bool)
+    bad[r_chunk[~trusted[o_sig] & (o_odd == 0)]] = True
     keep = ~bad[r_chunk]
     index = np.arange(n) - np.concatenate([[0], np.cumsum(counts)])[r_chunk] if n else np.zeros(0, np.int64)
     if not keep.all():
         mask = pa.array(keep)
-        columns = {k: v.filter(mask) for k, v in columns.items()}
+        columns = {name: v.filter(mask) for name, v in columns.items()}
     return Window(counts, bad, r_chunk[keep], index[keep], columns, plans.keys)
 
 
-def _outputs(n: int, size: int) -> tuple:
-    items = max(16, size // 4)
-    return (
-        np.zeros(n, np.int64),
-        np.zeros(n, np.int64),
-        np.zeros(n, np.int64),
-        np.zeros((n, 8), np.bool_),
-        np.zeros((5, size * 2), np.uint8),
-        np.zeros((5, n + 1), np.int64),
-        np.zeros(items, np.int32),
-        np.zeros(size * 2, np.uint8),
-        np.zeros(items + 1, np.int64),
-        np.zeros(items, np.bool_),
-        np.zeros(n + 1, np.int64),
-        np.zeros(n, np.int64),
-        np.zeros(n, np.int8),
-    )
+class _Buffers:
+    """`_emit`'s output arrays, kept between windows (fresh ones cost a page fault per 4 KiB
+    written) and grown when a window needs more."""
+
+    def __init__(self) -> None:
+        self.n = -1
+        self.size = -1
+        self.arrays: tuple = ()
+
+    def get(self, n: int, size: int) -> tuple:
+        if n > self.n or size > self.size:
+            self.n, self.size = max(n, self.n), max(size, self.size)
+            n, size = self.n, self.size
+            items = max(16, size // 4)
+            self.arrays = (
+                np.zeros((2, 3, 4096), np.int64), np.zeros(6, np.int64),  # val, sp
+                np.zeros(8192, np.int64), np.zeros(8192, np.int64),  # sig_table, u_sig
+                np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros((n, 8), np.bool_),
+                np.zeros(6 * size, np.uint8), np.zeros((5, n + 1), np.int64), np.zeros(items, np.int32),
+                np.zeros(items + 1, np.int64), np.zeros(items, np.bool_),
+                np.zeros(n + 1, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int8),
+            )  # fmt: skip
+        return self.arrays
+
+
+_BUFFERS = _Buffers()
 
 
 def _columns(pa, plans: Plans, n: int, out: tuple, nitems: int) -> dict:
     """Arrow arrays of the rows `_emit` wrote (odd records included; the caller filters)."""
-    o_eid, o_rid, o_ts, o_ok, s_buf, s_off, i_key, v_buf, v_off, v_ok, m_off, o_sig, o_odd = out
+    _, _, _, _, o_eid, o_rid, o_ts, o_ok, buf, t_off, i_key, v_off, v_ok, m_off, _, _ = out
 
-    def text(f: int, valid: np.ndarray) -> pa.Array:
-        offsets = s_off[f, : n + 1].astype(np.int32)
+    def strings(offsets: np.ndarray, valid: np.ndarray) -> pa.Array:
+        start = int(offsets[0])
+        data = buf[start : int(offsets[-1])].copy()
         return pa.StringArray.from_buffers(
-            n, pa.py_buffer(offsets), pa.py_buffer(s_buf[f, : int(offsets[-1])].copy()), _validity(pa, valid)
+            len(offsets) - 1, pa.py_buffer((offsets - start).astype(np.int32)), pa.py_buffer(data), _validity(pa, valid)
         )
 
-    values = pa.StringArray.from_buffers(
-        nitems,
-        pa.py_buffer(v_off[: nitems + 1].astype(np.int32)),
-        pa.py_buffer(v_buf[: int(v_off[nitems])].copy()),
-        _validity(pa, v_ok[:nitems]),
-    )
+    def text(f: int, valid: np.ndarray) -> pa.Array:
+        return strings(t_off[f, : n + 1], valid)
+
+    values = strings(v_off[: nitems + 1], v_ok[:nitems])
     keys = pa.array(plans.keys or [""], pa.string()).take(pa.array(i_key[:nitems]))
     data = pa.MapArray.from_arrays(pa.array(m_off[: n + 1].astype(np.int32)), keys, values)
     return {
         "ts": pa.array(o_ts[:n].astype("datetime64[us]"), pa.timestamp("us"), mask=~o_ok[:n, 2]),
         "channel": text(1, o_ok[:n, 4]),
         "provider": text(0, o_ok[:n, 3]),
-        "event_id": pa.array(
-            o_eid[:n].astype(np.int32, copy=False) if n else o_eid[:0].astype(np.int32), pa.int32(), mask=~o_ok[:n, 0]
-        ),
+        "event_id": pa.array(o_eid[:n].astype(np.int32), pa.int32(), mask=~o_ok[:n, 0]),
         "computer": text(2, o_ok[:n, 5]),
         "record_id": pa.array(o_rid[:n], pa.int64(), mask=~o_ok[:n, 1]),
         "sid": text(3, o_ok[:n, 6]),
