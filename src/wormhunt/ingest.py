@@ -155,7 +155,7 @@ def _pool(count: int) -> ProcessPoolExecutor | None:
     method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
     ctx = mp.get_context(method)
     if method == "forkserver":
-        ctx.set_forkserver_preload(["wormhunt.sources", "wormhunt.store"])
+        ctx.set_forkserver_preload(["wormhunt.sources", "wormhunt.store", "wormhunt.sources.warm"])
     return ProcessPoolExecutor(max_workers=_cores(), mp_context=ctx, initializer=_worker_init)
 
 

@@ -197,7 +197,9 @@ def compile_rule(rule: SigmaRule, path: str = "") -> Rule:
     conds = []
     for cond in rule.detection.parsed_condition:
         tree = cond.parsed
-        parts = [f"({where} AND coalesce({to_sql(tree, mapping)}, false))" for where, mapping in _sources(rule)]
+        # No coalesce at the top (NULL already fails a WHERE; NOT coalesces its own operand):
+        # around the whole condition it would stop DuckDB pushing the filter into the scan.
+        parts = [f"({where} AND {to_sql(tree, mapping)})" for where, mapping in _sources(rule)]
         conds.append("(" + " OR ".join(parts) + ")")
     attack = next(
         (t.name.upper() for t in rule.tags if t.namespace == "attack" and re.fullmatch(r"t\d{4}(\.\d{3})?", t.name)),
@@ -242,16 +244,22 @@ def load_rules(dirs: list[Path]) -> tuple[list[Rule], list[tuple[str, str]]]:
     return rules, problems
 
 
+RULES_PER_SCAN = 64  # rules matched in one scan of the events (a query per rule rescans them)
+
+
 def run_rules(case: Any, rules: list[Rule], limit: int = 5) -> list[Finding]:
-    """One finding per rule and host: first/last matching event time, the first matches as evidence."""
+    """One finding per rule and host: first/last matching event time, the first matches as
+    evidence. Rules run in batches, one scan of the events each: a matching row is tagged with
+    every rule of the batch it matches. A batch whose query fails runs rule by rule."""
     out: list[Finding] = []
-    for rule in rules:
-        rows = case.query(
-            f"""SELECT host, count(*) AS n, min(ts) AS first, max(ts) AS last,
-                       min_by({{'evidence_id': evidence_id, 'line': line}}, {{'ts': ts, 'line': line}}, {limit}) AS ev
-                FROM events WHERE {rule.sql} GROUP BY host ORDER BY host"""
-        )
+    for at in range(0, len(rules), RULES_PER_SCAN):
+        batch = rules[at : at + RULES_PER_SCAN]
+        try:
+            rows = _scan(case, batch, limit)
+        except Exception:  # one rule DuckDB rejects: the others still run, that one reports its error
+            rows = [r | {"rule": i} for i, rule in enumerate(batch) for r in _scan_one(case, rule, limit)]
         for r in rows:
+            rule = batch[r["rule"]]
             out.append(
                 Finding(
                     f"sigma:{rule.id}",
@@ -266,3 +274,25 @@ def run_rules(case: Any, rules: list[Rule], limit: int = 5) -> list[Finding]:
                 )
             )
     return out
+
+
+def _aggregates(limit: int) -> str:
+    return f"""count(*) AS n, min(ts) AS first, max(ts) AS last,
+               min_by({{'evidence_id': evidence_id, 'line': line}}, {{'ts': ts, 'line': line}}, {limit}) AS ev"""
+
+
+def _scan(case: Any, rules: list[Rule], limit: int) -> list[dict[str, Any]]:
+    conds = [f"({r.sql})" for r in rules]  # NULL is no match, in WHERE as in CASE
+    tags = ", ".join(f"CASE WHEN {c} THEN {i} END" for i, c in enumerate(conds))
+    return case.query(
+        f"""SELECT rule, host, {_aggregates(limit)}
+            FROM (SELECT host, ts, evidence_id, line, unnest(list_filter([{tags}], lambda x: x IS NOT NULL)) AS rule
+                  FROM events WHERE {" OR ".join(conds)})
+            GROUP BY rule, host ORDER BY rule, host"""
+    )
+
+
+def _scan_one(case: Any, rule: Rule, limit: int) -> list[dict[str, Any]]:
+    return case.query(
+        f"SELECT host, {_aggregates(limit)} FROM events WHERE {rule.sql} GROUP BY host ORDER BY host"
+    )

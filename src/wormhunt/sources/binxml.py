@@ -62,6 +62,9 @@ T_NULL, T_STRING, T_BOOL, T_BINARY, T_GUID, T_FILETIME, T_SID, T_HEX32, T_HEX64,
 )
 
 
+MAX_DEPTH = 32  # element nesting planned for (an event is 3 or 4 deep)
+
+
 class Unsupported(Exception):
     """A template shape this reader has no plan for."""
 
@@ -384,7 +387,9 @@ def parse_template(chunk: bytes, def_off: int) -> Node:
             return ("sub", u16(chunk, q + 1)[0], chunk[q + 3]), q + 4
         raise Unsupported(f"token {t:#x} in a value")
 
-    def element(q: int) -> tuple[Node, int]:
+    def element(q: int, depth: int = 0) -> tuple[Node, int]:
+        if depth > MAX_DEPTH:
+            raise Unsupported("elements nested too deep")
         t = chunk[q]
         name, q = name_at(q + 7)
         node = Node(name)
@@ -411,7 +416,7 @@ def parse_template(chunk: bytes, def_off: int) -> Node:
             if t == 0x04:
                 return node, q + 1
             if t & 0xBF == 0x01:
-                child, q = element(q)
+                child, q = element(q, depth + 1)
                 node.content.append(child)
             else:
                 v, q = value(q)
@@ -1240,7 +1245,8 @@ class _Buffers:
             items = max(16, size // 4)
             self.arrays = (
                 np.zeros((2, 3, 4096), np.int64), np.zeros(6, np.int64),  # val, sp
-                np.zeros(8192, np.int64), np.zeros(8192, np.int64),  # sig_table, u_sig
+                # sig_table twice the size of u_sig: the open addressing always finds a free slot
+                np.zeros(16384, np.int64), np.zeros(8192, np.int64),  # sig_table, u_sig
                 np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros((n, 8), np.bool_),
                 np.zeros(6 * size, np.uint8), np.zeros((5, n + 1), np.int64), np.zeros(items, np.int32),
                 np.zeros(items + 1, np.int64), np.zeros(items, np.bool_),
@@ -1286,3 +1292,12 @@ def _validity(pa, valid: np.ndarray):
     if valid.all():
         return None
     return pa.py_buffer(np.packbits(valid.astype(np.uint8), bitorder="little"))
+
+
+def warm() -> None:
+    """Load (or compile) the compiled functions with the argument types reading uses: a window
+    of one empty chunk goes through every step. A failure is left for the real reading to meet."""
+    try:
+        read_window(np.frombuffer(bytes(CHUNK), np.uint8), 1, Plans())
+    except Exception:  # noqa: BLE001 - never stop the pool from starting
+        return

@@ -488,8 +488,9 @@ def parse_file(path: Path, encoding: Encoding, sink: Sink) -> None:
 
 
 # Read EVTX with the compiled BinXML reader (sources/binxml.py), the JSON path for the chunks it
-# hands over; False: the JSON path only (the reference, and the benchmark's baseline).
-BINXML = True
+# hands over; False (WORMHUNT_EVTX_READER=json): the JSON path only, the reference and the
+# benchmark's baseline.
+BINXML = os.environ.get("WORMHUNT_EVTX_READER", "binxml") != "json"
 WINDOW_CHUNKS = 512  # chunks the compiled reader takes at once (32 MiB)
 
 
