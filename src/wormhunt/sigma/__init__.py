@@ -293,6 +293,4 @@ def _scan(case: Any, rules: list[Rule], limit: int) -> list[dict[str, Any]]:
 
 
 def _scan_one(case: Any, rule: Rule, limit: int) -> list[dict[str, Any]]:
-    return case.query(
-        f"SELECT host, {_aggregates(limit)} FROM events WHERE {rule.sql} GROUP BY host ORDER BY host"
-    )
+    return case.query(f"SELECT host, {_aggregates(limit)} FROM events WHERE {rule.sql} GROUP BY host ORDER BY host")

@@ -20,7 +20,10 @@ rows differ is never used again in the process, and its chunks go through JSON.
 
 from __future__ import annotations
 
+import re
 import struct
+import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -338,7 +341,8 @@ class Node:
 class Plan:
     """How one template's substitutions become a row. `system[i]`: source of SYSTEM_FIELDS[i].
     `items`: (key, source, empty_null) of EventData/UserData in order; `empty_null`: an empty
-    text is no value (the JSON path gives null for an empty element, "" for an empty named Data). `embedded`: the substitution index
+    text is no value (the JSON path gives null for an empty element; for a named Data it gives
+    "", for a null value too). `embedded`: the substitution index
     whose BinXML fragment gives the items instead (its own plan), or -1. `statics`: the static
     texts sources refer to."""
 
@@ -349,13 +353,24 @@ class Plan:
     statics: list[str] = field(default_factory=list)
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _utf16(raw: bytes) -> str:
+    """A template's text as the parser reads it (and as `_put_utf16` renders values): up to the
+    first NUL, lone surrogates left out."""
+    text = raw.decode("utf-16-le", "surrogatepass").split("\0", 1)[0]
+    # a valid pair decodes to one character: only lone surrogates are left to match
+    return _LONE_SURROGATE.sub("", text)
+
+
 def _name(chunk: bytes, off: int) -> str:
     if off + 8 > CHUNK:
         raise Unsupported("name out of the chunk")
     n = struct.unpack_from("<H", chunk, off + 6)[0]
     if off + 8 + 2 * n > len(chunk):
         raise Unsupported("name out of the chunk")
-    return chunk[off + 8 : off + 8 + 2 * n].decode("utf-16-le", "surrogatepass")
+    return _utf16(chunk[off + 8 : off + 8 + 2 * n])
 
 
 def parse_template(chunk: bytes, def_off: int) -> Node:
@@ -382,7 +397,7 @@ def parse_template(chunk: bytes, def_off: int) -> Node:
             if chunk[q + 1] != 0x01:
                 raise Unsupported("a static value that is not a string")
             n = u16(chunk, q + 2)[0]
-            return chunk[q + 4 : q + 4 + 2 * n].decode("utf-16-le", "surrogatepass"), q + 4 + 2 * n
+            return _utf16(chunk[q + 4 : q + 4 + 2 * n]), q + 4 + 2 * n
         if t in (0x0D, 0x0E):
             return ("sub", u16(chunk, q + 1)[0], chunk[q + 3]), q + 4
         raise Unsupported(f"token {t:#x} in a value")
@@ -562,6 +577,7 @@ def compile_template(root: Node, context: int) -> Plan:
 
 _HEX = np.frombuffer(b"0123456789abcdef0123456789ABCDEF", np.uint8)
 _EPOCH_US = 11644473600 * 1_000_000  # FILETIME 1601-01-01 to 1970-01-01, in microseconds
+_MAX_US = 253402300799999999  # 9999-12-31T23:59:59.999999, the last time a timestamp column holds
 FULL = -3  # the output buffer is full
 ODD = -2  # a value this reader does not render
 NULL = -1
@@ -669,14 +685,14 @@ def _put_iso(out, o, us):
 
 @njit(cache=True, inline="always")
 def _put_utf16(b, p, size, out, o):
-    """UTF-16LE as UTF-8, a lone surrogate as U+FFFD; trailing NULs left out."""
+    """UTF-16LE as UTF-8, as the parser reads it: up to the first NUL, lone surrogates left out."""
     n = size // 2
-    while n > 0 and b[p + 2 * n - 2] == 0 and b[p + 2 * n - 1] == 0:
-        n -= 1
     i = 0
     while i < n:
         lo = b[p + 2 * i]
         if lo < 0x80 and b[p + 2 * i + 1] == 0:  # ASCII, most of a log
+            if lo == 0:
+                break
             out[o] = lo
             o += 1
             i += 1
@@ -688,8 +704,8 @@ def _put_utf16(b, p, size, out, o):
             if 0xDC00 <= c2 < 0xE000:
                 c = 0x10000 + ((c - 0xD800) << 10) + (c2 - 0xDC00)
                 i += 1
-        if 0xD800 <= c < 0xE000:
-            c = 0xFFFD
+        if 0xD800 <= c < 0xE000:  # a lone surrogate: left out, as the parser does
+            continue
         if c < 0x80:
             out[o] = c
             o += 1
@@ -738,7 +754,7 @@ def _render(b, p, size, t, out, o, lim):
         return NULL
     if t == T_STRING:
         return _put_utf16(b, p, size, out, o)
-    if t == T_HEX32 or t == T_HEX64:
+    if t == T_HEX32 or t == T_HEX64:  # noqa: SIM109 - compiled code: two plain comparisons
         ok, v = _int_value(b, p, size, t)
         if not ok:
             return ODD
@@ -756,7 +772,7 @@ def _render(b, p, size, t, out, o, lim):
         for i in range(size):
             o = _put_hex(out, o, b[p + i], 2, True)
         return o
-    if t == T_BOOL and size == 4:
+    if t == T_BOOL and size == 4 and _u32(b, p) <= 1:  # the parser shows other values as numbers
         word = b"true" if _u32(b, p) else b"false"
         for i in range(len(word)):
             out[o + i] = word[i]
@@ -899,7 +915,7 @@ def _emit(
                 ft = np.int64(_u64(b, val[0, 0, src]))
                 continue
             ok, v = _int_value(b, val[0, 0, src], val[0, 1, src], t)
-            if not ok or t == T_HEX32 or t == T_HEX64:
+            if not ok or t == T_HEX32 or t == T_HEX64:  # noqa: SIM109 - compiled code: two plain comparisons
                 odd = True
                 break
             if f == F_EID:
@@ -912,6 +928,9 @@ def _emit(
             continue
         o_ok[r, 1] = o_rid[r] >= 0
         o_ts[r] = np.int64(np.uint64(ft) // np.uint64(10)) - _EPOCH_US
+        if o_ts[r] > _MAX_US:  # beyond year 9999: the JSON path decides what such a time is
+            o_odd[r] = 1
+            continue
         o_ok[r, 2] = True
         # which items: the plan's own, or those of the embedded fragment's plan
         ipl = pl
@@ -978,7 +997,7 @@ def _emit(
             if e == ODD:
                 odd = True
                 break
-            if e == start and (f == R_CHANNEL or f == R_COMPUTER or (f == R_PROVIDER and task == 0)):
+            if e == start and (f == R_CHANNEL or f == R_COMPUTER or (f == R_PROVIDER and task == 0)):  # noqa: SIM109 - compiled code: two plain comparisons
                 e = NULL  # an empty element (and an empty Name gives way to EventSourceName)
             if task < 5:
                 o_ok[r, 3 + f] = e != NULL
@@ -987,6 +1006,8 @@ def _emit(
                 continue
             if e == start and it_null[k]:
                 e = NULL
+            elif e == NULL and not it_null[k]:
+                e = start  # a named Data without a value: "" in the parser's JSON
             key = it_key[k]
             i_key[nitems] = key
             v_ok[nitems] = e != NULL
@@ -1093,7 +1114,7 @@ class Plans:
                 it_key += [self.key_ids[k] for k, _, _ in p.items]
                 it_src += [s for _, s, _ in p.items]
                 it_null += [e for _, _, e in p.items]
-                statics += [t.encode("utf-8", "surrogatepass") for t in p.statics]
+                statics += [t.encode("utf-8") for t in p.statics]
             st_off = np.zeros(len(statics) + 1, np.int64)
             st_off[1:] = np.cumsum([len(t) for t in statics]) if statics else []
             st_buf = np.frombuffer(b"".join(statics) or b"\0", np.uint8)
@@ -1115,6 +1136,9 @@ class Plans:
 
 
 PLANS = Plans()
+MAX_GROWTH = 64  # a window's text at most this many times its bytes (static texts repeated)
+# Chunks this process read: "compiled" by this reader, "json" handed to the JSON path.
+STATS: Counter[str] = Counter()
 
 
 def _plan_of(plans: Plans, chunk_of, r: int, def_off: int, key: int, context: int) -> int:
@@ -1155,6 +1179,11 @@ def read_window(b: np.ndarray, nchunks: int, plans: Plans = PLANS, verify=None) 
     counts = np.zeros(nchunks, np.int64)
     status = np.zeros(nchunks, np.int8)
     total = _count(b, nchunks, counts, status)
+    for c in np.flatnonzero(status == 0).tolist():  # the parser skips a chunk whose header checksum fails
+        head = b[c * CHUNK : c * CHUNK + FIRST_RECORD].tobytes()
+        if zlib.crc32(head[:120] + head[128:]) != int.from_bytes(head[124:128], "little"):
+            status[c] = 1
+            total -= int(counts[c])
     rec = [np.zeros(total, np.int64) for _ in range(10)]
     u_key = np.zeros(4096, np.uint64)
     u_def = np.zeros(4096, np.int64)
@@ -1188,8 +1217,13 @@ def read_window(b: np.ndarray, nchunks: int, plans: Plans = PLANS, verify=None) 
             table[code] = _plan_of(plans, chunk_of, r, defs[slot], keys[slot], ctx)
         r_iplan[want] = table[codes]
     arrays = plans.arrays()
-    size = max(1 << 16, int(b.reshape(nchunks, CHUNK)[:, 48:52].copy().view(np.uint32).sum()) if nchunks else 0)
+    # text capacity a region: the records' bytes (free space offsets, a damaged one clamped),
+    # grown when a window's text is longer (static texts repeated); never beyond MAX_GROWTH times
+    free = b.reshape(nchunks, CHUNK)[:, 48:52].copy().view(np.uint32).reshape(-1).astype(np.int64)
+    size = max(1 << 16, int(np.clip(free, 0, CHUNK).sum()))
     while True:
+        if size > MAX_GROWTH * nchunks * CHUNK:
+            raise IndexError("text beyond any plausible size: the JSON path reads this window")
         out = _BUFFERS.get(n, size)
         done, nitems, nsig = _emit(b, n, r_id, r_ft, r_osub, r_ocount, r_isub, r_icount, r_iidx, r_oplan, r_iplan,
                                    *arrays, *out)  # fmt: skip
@@ -1222,7 +1256,10 @@ def read_window(b: np.ndarray, nchunks: int, plans: Plans = PLANS, verify=None) 
     trusted = np.array([s in plans.verified for s in sigs] or [False], bool)
     bad[r_chunk[~trusted[o_sig] & (o_odd == 0)]] = True
     keep = ~bad[r_chunk]
-    index = np.arange(n) - np.concatenate([[0], np.cumsum(counts)])[r_chunk] if n else np.zeros(0, np.int64)
+    STATS["json"] += int(bad.sum())
+    STATS["compiled"] += nchunks - int(bad.sum())
+    # each record's index in its chunk (r_chunk ascends; a chunk `_scan` dropped has no records here)
+    index = np.arange(n) - np.searchsorted(r_chunk, r_chunk)
     if not keep.all():
         mask = pa.array(keep)
         columns = {name: v.filter(mask) for name, v in columns.items()}
@@ -1259,7 +1296,9 @@ _BUFFERS = _Buffers()
 
 
 def _columns(pa, plans: Plans, n: int, out: tuple, nitems: int) -> dict:
-    """Arrow arrays of the rows `_emit` wrote (odd records included; the caller filters)."""
+    """Arrow arrays of the rows `_emit` wrote (odd records included; the caller filters). Each
+    owns its memory: `_emit`'s buffers are written again by the next window while these rows may
+    still wait to be stored."""
     _, _, _, _, o_eid, o_rid, o_ts, o_ok, buf, t_off, i_key, v_off, v_ok, m_off, _, _ = out
 
     def strings(offsets: np.ndarray, valid: np.ndarray) -> pa.Array:
@@ -1281,7 +1320,7 @@ def _columns(pa, plans: Plans, n: int, out: tuple, nitems: int) -> dict:
         "provider": text(0, o_ok[:n, 3]),
         "event_id": pa.array(o_eid[:n].astype(np.int32), pa.int32(), mask=~o_ok[:n, 0]),
         "computer": text(2, o_ok[:n, 5]),
-        "record_id": pa.array(o_rid[:n], pa.int64(), mask=~o_ok[:n, 1]),
+        "record_id": pa.array(o_rid[:n].copy(), pa.int64(), mask=~o_ok[:n, 1]),  # a copy: the buffers are reused
         "sid": text(3, o_ok[:n, 6]),
         "user": text(4, o_ok[:n, 7]),
         "data": data,
@@ -1299,5 +1338,5 @@ def warm() -> None:
     of one empty chunk goes through every step. A failure is left for the real reading to meet."""
     try:
         read_window(np.frombuffer(bytes(CHUNK), np.uint8), 1, Plans())
-    except Exception:  # noqa: BLE001 - never stop the pool from starting
+    except Exception:  # never stop the pool from starting
         return

@@ -202,7 +202,10 @@ def _flat_data(ed: Any, ud: Any = None) -> dict[str, Any]:
     child flattened."""
     if isinstance(ed, dict):
         if "Data" in ed and len(ed) <= 2 and not isinstance(ed.get("Data"), str | int | float | None):
-            items = ed["Data"] if isinstance(ed["Data"], list) else [ed["Data"]]
+            items = ed["Data"]
+            if isinstance(items, dict) and isinstance(items.get("#text"), list):  # the parser's unnamed items
+                items = items["#text"]
+            items = items if isinstance(items, list) else [items]
             return {f"Data{i}": _text(x) for i, x in enumerate(items, 1)}
         if "#attributes" in ed:
             return {k: v for k, v in ed.items() if k != "#attributes"}
