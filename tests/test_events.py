@@ -534,3 +534,27 @@ def test_a_part_that_kills_its_worker_is_counted_lost_and_the_rest_kept(tmp_path
     assert [(r["line"], r["record_id"], r["event_id"]) for r in rows] == _without(
         whole, evtx.expected_records(big, *parts[0]), lost
     )
+
+
+def test_string_matches_on_one_field_become_one_regex_matching_as_ilike() -> None:
+    """An OR of string matches on one EventData field is one case-insensitive full-match regex:
+    it must match exactly what the ILIKE of each value matches, special characters included."""
+    import duckdb
+    from sigma.types import SigmaString
+
+    from wormhunt.sigma import _like, _regex
+
+    patterns = ["C:\\Windows\\*\\svchost.exe", "a.b(c)+[x]{2}", "*$HOME^|*", "svc?2", "100%_done", "*ÄÖ cmd /c*", "*"]
+    values = ["c:\\windows\\AppDiagnostics\\svchost.exe", "C:\\Windows\\svchost.exe", "a.b(c)+[x]{2}",
+              "aXb(c)+[x]{2}", "x $home^| y", "svcX2", "svc2", "100%_done", "100x_done", "äö CMD /C calc",
+              "line\nbreak", ""]  # fmt: skip
+    con = duckdb.connect()
+    for v in values:
+        want = any(
+            con.execute("SELECT ? ILIKE ? ESCAPE '\\'", [v, _like(SigmaString(p))]).fetchone()[0] for p in patterns[:-1]
+        )
+        regex = "(?s)(?:" + "|".join(_regex(SigmaString(p)) for p in patterns[:-1]) + ")"
+        got = con.execute("SELECT regexp_full_match(?, ?, 'i')", [v, regex]).fetchone()[0]
+        assert got == want, v
+    everything = "(?s)(?:" + _regex(SigmaString(patterns[-1])) + ")"
+    assert all(con.execute("SELECT regexp_full_match(?, ?, 'i')", [v, everything]).fetchone()[0] for v in values)

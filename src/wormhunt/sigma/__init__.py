@@ -143,7 +143,7 @@ def to_sql(node: Any, mapping: dict[str, str]) -> str:
     if isinstance(node, ConditionAND):
         return "(" + " AND ".join(to_sql(a, mapping) for a in node.args) + ")"
     if isinstance(node, ConditionOR):
-        return "(" + " OR ".join(to_sql(a, mapping) for a in node.args) + ")"
+        return "(" + " OR ".join(_or_terms(node.args, mapping)) + ")"
     if isinstance(node, ConditionNOT):
         return "(NOT coalesce(" + to_sql(node.args[0], mapping) + ", false))"
     if isinstance(node, ConditionFieldEqualsValueExpression):
@@ -152,6 +152,50 @@ def to_sql(node: Any, mapping: dict[str, str]) -> str:
     if isinstance(node, ConditionValueExpression):  # keyword: anywhere in the event's data
         return _value_sql("array_to_string(map_values(\"data\"), ' ')", _contains(node.value), False)
     raise Unsupported(type(node).__name__)
+
+
+_RE2_SPECIAL = set("\\.^$|?*+()[]{}")
+
+
+def _regex(s: SigmaString) -> str:
+    """A Sigma string as an RE2 pattern matching what its ILIKE matches (the whole value)."""
+    out = []
+    for part in s.s:
+        if part == SpecialChars.WILDCARD_MULTI:
+            out.append(".*")
+        elif part == SpecialChars.WILDCARD_SINGLE:
+            out.append(".")
+        elif isinstance(part, str):
+            out.append("".join("\\" + c if c in _RE2_SPECIAL else c for c in part))
+        else:
+            raise Unsupported(f"placeholder {part}")
+    return "".join(out)
+
+
+def _or_terms(args: list[Any], mapping: dict[str, str]) -> list[str]:
+    """The SQL of each OR branch; string matches on one EventData field become one
+    case-insensitive full-match regex. Each `data['Name']` is a lookup in the row's map, as dear
+    as the match itself, and DuckDB repeats it per branch: a rule listing 16 service names did
+    16 lookups a row."""
+    by_field: dict[str, list[SigmaString]] = {}
+    out = []
+    for a in args:
+        if (
+            isinstance(a, ConditionFieldEqualsValueExpression)
+            and isinstance(a.value, SigmaString)
+            and a.field not in COLUMNS
+        ):
+            by_field.setdefault(a.field, []).append(a.value)
+        else:
+            out.append(to_sql(a, mapping))
+    for name, values in by_field.items():
+        col = _field_sql(name, mapping)
+        if len(values) == 1:
+            out.append(_value_sql(col, values[0], False))
+        else:
+            pattern = "(?s)(?:" + "|".join(_regex(v) for v in values) + ")"
+            out.append(f"regexp_full_match({col}, {_lit(pattern)}, 'i')")
+    return out
 
 
 def _contains(value: Any) -> Any:
