@@ -122,9 +122,12 @@ def main() -> None:
                 dest.write_bytes(data)
                 files.append(dest)
         os.sync()  # the copies just written are flushed now, not while the runs below are timed
-        t = time.perf_counter()
-        raw = sum(sum(1 for _ in evtx.PyEvtxParser(str(f)).records_json()) for f in files)
-        raw_s = time.perf_counter() - t
+        # the raw parser twice, the faster run kept (the ratio is not flattered by a slow one)
+        raw_s = float("inf")
+        for _ in range(2):
+            t = time.perf_counter()
+            raw = sum(sum(1 for _ in evtx.PyEvtxParser(str(f)).records_json()) for f in files)
+            raw_s = min(raw_s, time.perf_counter() - t)
         tree = Tree()
         with Case(tmp / "case") as case:
             t = time.perf_counter()
@@ -138,7 +141,7 @@ def main() -> None:
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         reader = "JSON path only" if args.json else "compiled BinXML reader, JSON path for the rest"
         print(f"files {len(files)}, events {n} (raw parser {raw}); EVTX read by the {reader}")
-        print(f"raw evtx parser      {raw / raw_s:>10,.0f} events/s ({raw_s:.1f} s)")
+        print(f"raw evtx parser      {raw / raw_s:>10,.0f} events/s ({raw_s:.1f} s, the faster of two runs)")
         print(f"wormhunt ingest      {n / ingest_s:>10,.0f} events/s ({ingest_s:.1f} s)")
         total = ingest_s + detect_s
         print(f"ingest + detections  {n / total:>10,.0f} events/s ({total:.1f} s, {len(found)} findings)")

@@ -363,3 +363,39 @@ def test_rows_held_back_keep_their_values_when_the_next_file_is_read(tmp_path: P
     evtx.parse_part(second, None, Holding())
     assert [t.to_pylist() for t in held.tables] == before
     assert {r["record_id"] for t in before for r in t} == set(range(1000, 1080))
+
+
+def test_a_log_in_parts_through_the_workers_and_the_spool(tmp_path: Path, monkeypatch) -> None:
+    """A log parsed in parts by the worker pool: parts over SPOOL_BYTES come back through the
+    spool (mapped, then removed), the rows are the one-pass rows, and no spool folder is left."""
+    import wormhunt.ingest as ingest_mod
+    import wormhunt.store as store_mod
+    from wormhunt.store import Case
+
+    if ingest_mod._cores() < 2:
+        pytest.skip("parsing in parts needs two cores")
+
+    def long(i: int, rng: random.Random):
+        t, values, when = _security(i, rng)
+        values = list(values)
+        values[9] = V(STRING, f"{i:06d} " + "C:\\Windows\\AppDiagnostics\\svchost.exe " * 30)
+        return t, values, when
+
+    path = _log(tmp_path / "in", "big.evtx", long, chunks=128, per_chunk=20)
+    whole, _ = _same_as_json(path)
+    monkeypatch.setattr(evtx, "PART_CHUNKS", 64)
+    monkeypatch.setattr(ingest_mod, "SPLIT_MIN_RECORDS", 0)
+    monkeypatch.setattr(ingest_mod, "BATCHED_STREAM_BYTES", 0)
+    folders: list[str] = []
+    real_folder, real_unspool = ingest_mod.spool_folder, store_mod._unspool
+    monkeypatch.setattr(ingest_mod, "spool_folder", lambda: folders.append(real_folder()) or folders[-1])
+    unspooled: list[str] = []
+    monkeypatch.setattr(store_mod, "_unspool", lambda p: unspooled.append(p) or real_unspool(p))
+    with Case(tmp_path / "case") as case:
+        (entry,) = ingest_mod.ingest(case, [tmp_path / "in"])
+        rows = case.query("SELECT line, record_id, data FROM events ORDER BY line")
+    assert len(unspooled) == 2 and folders and not Path(folders[0]).exists()
+    assert entry.records == len(rows) == len(whole) == 2560
+    assert [(r["line"], r["record_id"], dict(r["data"])) for r in rows] == [
+        (w["line"], w["record_id"], dict(w["data"])) for w in whole
+    ]

@@ -258,3 +258,36 @@ def test_a_failed_batch_commit_leaves_no_partition(tmp_path: Path, monkeypatch) 
             tmp_path / "case" / "tables" / "events" / "e000000.parquet"
         ]
         assert case.count("evidence") == 0
+
+
+def test_a_big_worker_result_crosses_through_the_spool_and_leaves_nothing(tmp_path: Path) -> None:
+    """A TableSink of SPOOL_BYTES or more pickles its tables into a spool file, which the
+    receiving side maps and removes; a small one, or one whose spool cannot be written, keeps
+    them in the pickle. Counts, skips and notes travel either way."""
+    import pickle
+
+    import pyarrow as pa
+
+    from wormhunt.model import EVENTS
+    from wormhunt.store import SPOOL_BYTES, TableSink
+
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    big = pa.table({c.name: pa.nulls(1, c.arrow) for c in EVENTS.all_columns})
+    big = pa.concat_tables([big] * 1).set_column(
+        big.schema.get_field_index("computer"), "computer", pa.array(["x" * (SPOOL_BYTES + 10)], pa.string())
+    )
+    for size, folder, spooled in ((big, str(spool), True), (big.slice(0, 0), str(spool), False),
+                                  (big, str(tmp_path / "missing"), False)):  # fmt: skip
+        sink = TableSink(folder)
+        sink._insert(EVENTS, size)
+        sink._insert(EVENTS, size)
+        sink.skip(3, "damaged evtx record", "x")
+        sink.meta["warnings"] = ["w"]
+        data = pickle.dumps(sink)
+        assert (len(data) < SPOOL_BYTES) == spooled
+        assert bool(list(spool.iterdir())) == spooled  # the file waits for the other side
+        back = pickle.loads(data)
+        assert not list(spool.iterdir())  # read and removed
+        assert pa.concat_tables(back.tables["events"]).equals(pa.concat_tables([size, size]))
+        assert back.skip_counts == sink.skip_counts and back.meta == sink.meta

@@ -32,7 +32,7 @@ from wormhunt.sources import FORMATS, bundle
 from wormhunt.sources.base import Format, MemorySink
 from wormhunt.sources.detect import Detection, Memo, detect_file
 from wormhunt.sources.text import SNIFF_BYTES, Encoding, decode
-from wormhunt.store import Case, ManifestEntry, StoreSink, TableSink, sha256_file
+from wormhunt.store import Case, ManifestEntry, StoreSink, TableSink, sha256_file, spool_folder
 
 # Text formats are parsed in memory; a file this large is refused rather than exhausting RAM.
 MAX_TEXT_BYTES = 512 * 1024 * 1024
@@ -449,9 +449,9 @@ def _split_parts(fmt: Format, path: Path) -> list[Any] | None:
     return parts if worth else None
 
 
-def _part_worker(job: tuple[Path, str, Any]) -> tuple[TableSink, int]:
-    path, fmt_name, part = job
-    sink = TableSink()
+def _part_worker(job: tuple[Path, str, Any, str | None]) -> tuple[TableSink, int]:
+    path, fmt_name, part, spool = job
+    sink = TableSink(spool)
     used = FORMATS[fmt_name].parse_part(path, part, sink)  # type: ignore[misc]
     sink.close()
     return sink, used
@@ -475,7 +475,7 @@ def _parse_split(fmt: Format, path: Path, parts: list[Any], sink: StoreSink, wor
             if part is None:
                 return
             try:
-                flying.append((pool.submit(_part_worker, (path, fmt.name, part)), part, pool))
+                flying.append((pool.submit(_part_worker, (path, fmt.name, part, workers.spool())), part, pool))
             except BrokenProcessPool:
                 flying.append((_broken(), part, pool))  # type: ignore[arg-type]
 
@@ -497,10 +497,10 @@ def _parse_split(fmt: Format, path: Path, parts: list[Any], sink: StoreSink, wor
             if suspect:
                 lose(part)
             else:
-                store(*_part_worker((path, fmt.name, part)))
+                store(*_part_worker((path, fmt.name, part, None)))
             return
         try:
-            store(*pool.submit(_part_worker, (path, fmt.name, part)).result())
+            store(*pool.submit(_part_worker, (path, fmt.name, part, workers.spool())).result())
         except BrokenProcessPool:
             workers.renew(pool)
             halves = fmt.halve_part(part) if fmt.halve_part and workers.pool is not None else []
@@ -522,7 +522,7 @@ def _parse_split(fmt: Format, path: Path, parts: list[Any], sink: StoreSink, wor
                 alone(p)
         fill()
     for part in queued:  # no pool left
-        store(*_part_worker((path, fmt.name, part)))
+        store(*_part_worker((path, fmt.name, part, None)))
 
 
 def _fill(entry: ManifestEntry, sink: StoreSink) -> None:
@@ -601,6 +601,17 @@ class _Workers:
         self.pool: ProcessPoolExecutor | None = pool
         self.restarts = 0
         self.started = pool is not None
+        self._spool: str | None = None
+
+    def spool(self) -> str | None:
+        """The folder big worker results come back through (`TableSink`), made on first use and
+        removed with the pool, results never read included; None when none can be made."""
+        if self._spool is None:
+            try:
+                self._spool = spool_folder()
+            except OSError:
+                return None
+        return self._spool
 
     def ensure(self) -> ProcessPoolExecutor | None:
         """The pool, started now if the ingest began without one (None on one core)."""
@@ -628,6 +639,8 @@ class _Workers:
     def shutdown(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(cancel_futures=True)
+        if self._spool is not None:
+            shutil.rmtree(self._spool, ignore_errors=True)
 
 
 def _in_order(workers: _Workers, jobs: list[tuple[Path, str, Encoding]]) -> Iterator[Parsed | str | None]:

@@ -14,6 +14,7 @@ import json
 import os
 import queue
 import shutil
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
@@ -25,6 +26,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.ipc
 import pyarrow.parquet as pq
 
 from wormhunt.model import KINDS, Kind
@@ -189,12 +191,41 @@ class ArrowSink(Sink):
             self._flush(KINDS[name])
 
 
-class TableSink(ArrowSink):
-    """Keeps each kind's tables (a parse in a worker process hands them to the case's sink)."""
+SPOOL_BYTES = 1 << 20  # a worker's result at least this big comes back through a spool file
 
-    def __init__(self) -> None:
+
+class TableSink(ArrowSink):
+    """Keeps each kind's tables (a parse in a worker process hands them to the case's sink).
+
+    With a `spool` folder, a result of `SPOOL_BYTES` or more crosses to the other process as an
+    Arrow IPC file there instead of through the pool's pipe: multiprocessing reads a big pickle
+    64 KiB at a time into a buffer it keeps reallocating (4 CPU-seconds in the receiving
+    process for the 400 MB of rows of 1M events), where the file is mapped once and unlinked.
+    A spool that is full or unwritable leaves the tables in the pickle."""
+
+    def __init__(self, spool: str | None = None) -> None:
         super().__init__()
         self.tables: dict[str, list[pa.Table]] = {}
+        self.spool = spool
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        if self.spool and sum(t.nbytes for ts in self.tables.values() for t in ts) >= SPOOL_BYTES:
+            spooled: dict[str, Any] = {}
+            try:
+                for name, tables in self.tables.items():
+                    spooled[name] = _spool(self.spool, tables)
+            except (OSError, pa.ArrowException):
+                for v in spooled.values():
+                    with contextlib.suppress(OSError):
+                        os.unlink(v)
+                return state
+            state["tables"] = spooled
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state["tables"] = {name: _unspool(v) if isinstance(v, str) else v for name, v in state["tables"].items()}
+        self.__dict__.update(state)
 
     def _insert(self, kind: Kind, table: pa.Table) -> None:
         self.tables.setdefault(kind.name, []).append(table)
@@ -224,6 +255,38 @@ class TableSink(ArrowSink):
                 sink.meta[key] = have + value
             else:
                 sink.meta[key] = value
+
+
+def _spool(folder: str, tables: list[pa.Table]) -> str:
+    fd, path = tempfile.mkstemp(dir=folder, suffix=".arrows")
+    os.close(fd)
+    try:
+        with pa.OSFile(path, "wb") as out, pa.ipc.new_stream(out, tables[0].schema) as writer:
+            for t in tables:
+                writer.write_table(t)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+    return path
+
+
+def _unspool(path: str) -> list[pa.Table]:
+    """The tables of a spool file, which is removed (on POSIX the mapping outlives the name)."""
+    try:
+        source = pa.memory_map(path) if os.name == "posix" else pa.OSFile(path)
+        table = pa.ipc.open_stream(source).read_all()
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    return [table]
+
+
+def spool_folder() -> str:
+    """A new folder for worker results: in memory (/dev/shm) where there is one."""
+    shm = "/dev/shm"
+    base = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+    return tempfile.mkdtemp(prefix="wormhunt-spool-", dir=base)
 
 
 class StoreSink(ArrowSink):
