@@ -103,18 +103,23 @@ def _field_sql(name: str, mapping: dict[str, str]) -> str:
     return f'"data"[{_lit(mapping.get(name, name))}]'
 
 
-def _like(s: SigmaString) -> str:
+def _pattern(s: SigmaString, many: str, one: str, literal: Any) -> str:
+    """A Sigma string with its wildcards as `many`/`one` and its text through `literal`."""
     out = []
     for part in s.s:
         if part == SpecialChars.WILDCARD_MULTI:
-            out.append("%")
+            out.append(many)
         elif part == SpecialChars.WILDCARD_SINGLE:
-            out.append("_")
+            out.append(one)
         elif isinstance(part, str):
-            out.append(part.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_"))
+            out.append(literal(part))
         else:
             raise Unsupported(f"placeholder {part}")
     return "".join(out)
+
+
+def _like(s: SigmaString) -> str:
+    return _pattern(s, "%", "_", lambda t: t.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_"))
 
 
 def _value_sql(col: str, value: Any, numeric_column: bool) -> str:
@@ -159,17 +164,7 @@ _RE2_SPECIAL = set("\\.^$|?*+()[]{}")
 
 def _regex(s: SigmaString) -> str:
     """A Sigma string as an RE2 pattern matching what its ILIKE matches (the whole value)."""
-    out = []
-    for part in s.s:
-        if part == SpecialChars.WILDCARD_MULTI:
-            out.append(".*")
-        elif part == SpecialChars.WILDCARD_SINGLE:
-            out.append(".")
-        elif isinstance(part, str):
-            out.append("".join("\\" + c if c in _RE2_SPECIAL else c for c in part))
-        else:
-            raise Unsupported(f"placeholder {part}")
-    return "".join(out)
+    return _pattern(s, ".*", ".", lambda t: "".join("\\" + c if c in _RE2_SPECIAL else c for c in t))
 
 
 def _or_terms(args: list[Any], mapping: dict[str, str]) -> list[str]:

@@ -140,26 +140,18 @@ def _template_key(b, cstart, def_off):
             break
         elif t == 0x0F:
             p += 4
-        elif base == 0x01:
-            if p + 11 > end:
+        elif base == 0x01 or base == 0x06:
+            # an element (token, dependency id, size, name) or an attribute (token, name)
+            head = 11 if base == 0x01 else 5
+            if p + head > end:
                 return np.uint64(0)
-            name = _u32(b, p + 7)
-            q = _name_end(b, cstart, p + 11, name)
+            name = _u32(b, p + head - 4)
+            q = _name_end(b, cstart, p + head, name)
             if q < 0:
                 return np.uint64(0)
             at = cstart + name
             h = _fnv(h, b, at + 8, at + 8 + 2 * _u16(b, at + 6))
-            p = q + (4 if t & 0x40 else 0)
-        elif base == 0x06:
-            if p + 5 > end:
-                return np.uint64(0)
-            name = _u32(b, p + 1)
-            q = _name_end(b, cstart, p + 5, name)
-            if q < 0:
-                return np.uint64(0)
-            at = cstart + name
-            h = _fnv(h, b, at + 8, at + 8 + 2 * _u16(b, at + 6))
-            p = q
+            p = q + (4 if t == 0x41 else 0)  # an element with attributes: their size follows
         elif t == 0x02 or t == 0x03 or t == 0x04:
             p += 1
         elif base == 0x05:
