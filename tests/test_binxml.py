@@ -5,6 +5,7 @@ chunks, and the real samples when ../shared/data is present."""
 from __future__ import annotations
 
 import random
+import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -399,3 +400,79 @@ def test_a_log_in_parts_through_the_workers_and_the_spool(tmp_path: Path, monkey
     assert [(r["line"], r["record_id"], dict(r["data"])) for r in rows] == [
         (w["line"], w["record_id"], dict(w["data"])) for w in whole
     ]
+
+
+def test_templates_at_other_offsets_in_each_chunk_are_planned_and_checked_once(tmp_path: Path) -> None:
+    """Windows writes every template again in each chunk, wherever the chunk first uses it: the
+    same template at other offsets must share one plan and one check, not cost one per chunk."""
+    rng = random.Random(5)
+    chunks = []
+    for c in range(30):
+        records = [[_security, _classic, _wmi][i % 3](c * 30 + i, rng) for i in range(30)]
+        rng.shuffle(records)  # each chunk meets its templates in another order: other offsets
+        chunks.append(chunk(records, first_id=c * 30 + 1))
+    path = write(tmp_path / "mixed.evtx", chunks)
+    buf = np.frombuffer(path.read_bytes()[evtx.HEADER_BYTES :], np.uint8)
+    checks = []
+    verify = evtx._verifier(path.read_bytes()[: evtx.HEADER_BYTES])
+    plans = binxml.Plans()
+    window = binxml.read_window(buf, 30, plans, verify=lambda ch, cols: checks.append(1) or verify(ch, cols))
+    assert not window.bad.any()
+    assert len(plans.plans) == 5  # three events' templates, two embedded fragments'
+    assert len(checks) <= 3 and len(plans.verified) <= 8
+    _same_as_json(path)
+
+
+def test_a_file_after_another_keeps_its_fast_path(tmp_path: Path) -> None:
+    """Buffers reused from the previous file must not leak into the next one's signatures."""
+
+    def some_unnamed(i: int, rng: random.Random):
+        if i == 30:  # an unplanned shape in the first chunk only, where the first file had signatures
+            values = _system_values(1000, i + 1, "WS-1", None, T0, False)
+            return UNNAMED, [*values, V(STRING, "a"), V(STRING, "b")], T0
+        return _classic(i, rng)  # fewer signatures than the first file's
+
+    first = _log(tmp_path, "a.evtx", _security, chunks=3, seed=1)
+    second = _log(tmp_path, "b.evtx", some_unnamed, chunks=3, seed=2)
+    _, alone = _same_as_json(second)
+    _same_as_json(first)
+    _, after = _same_as_json(second)
+    assert alone == after == 2
+
+
+@pytest.mark.parametrize("case", ["last_id", "odd_string", "provider_number", "domain_number", "empty_attributes"])
+def test_value_cases_the_review_found_read_as_the_parser_reads_them(tmp_path: Path, case: str) -> None:
+    import struct
+
+    names = {"Name": Sub(20, UINT32), "EventSourceName": Sub(21, STRING)}
+    provider = Template(E("Event", NS, _system("Application", names, 0),
+                          E("EventData", None, E("Data", {"Name": "SubjectUserName"}, Sub(9, STRING)),
+                            E("Data", {"Name": "SubjectDomainName"}, Sub(10, UINT32)))))  # fmt: skip
+
+    # Each case first appears in the second chunk: the first chunk's check sees only values that
+    # read alike, so only the reader's own handling keeps the rows right.
+    def make(i: int, rng: random.Random):
+        t, values, when = _security(i, rng)
+        values = list(values)
+        later = i >= 40 and i % 2
+        if case == "odd_string" and i == 47:
+            values[9] = V(STRING, raw=b"abc")  # a UTF-16 string of 3 bytes
+        if case == "empty_attributes":
+            values[8] = V(STRING, "" if later else "S-1-5-18")  # Security@UserID as a string, later empty
+        if case in ("provider_number", "domain_number"):
+            base = _system_values(1, i + 1, "WS-2", "S-1-5-18", when, False)
+            number = 0 if later else 7
+            extra = [V(UINT32, number if case == "provider_number" else 1), V(STRING, "" if later else "Source")]
+            return provider, [*base, V(STRING, "bob"), V(UINT32, number if case == "domain_number" else 5),
+                              *[V(NULL)] * 9, *extra], when  # fmt: skip
+        return t, values, when
+
+    path = _log(tmp_path, f"{case}.evtx", make, chunks=2)
+    if case == "last_id":  # chunk 0's header declares fewer records than it holds (a log copied in use)
+        data = bytearray(path.read_bytes())
+        head = evtx.HEADER_BYTES
+        struct.pack_into("<QQ", data, head + 24, 1, 25)
+        checksum = zlib.crc32(bytes(data[head : head + 120]) + bytes(data[head + 128 : head + 512]))
+        struct.pack_into("<I", data, head + 124, checksum)
+        path.write_bytes(bytes(data))
+    _same_as_json(path)

@@ -537,24 +537,32 @@ def test_a_part_that_kills_its_worker_is_counted_lost_and_the_rest_kept(tmp_path
 
 
 def test_string_matches_on_one_field_become_one_regex_matching_as_ilike() -> None:
-    """An OR of string matches on one EventData field is one case-insensitive full-match regex:
-    it must match exactly what the ILIKE of each value matches, special characters included."""
+    """An OR of string matches on one EventData field is one full-match regex over the lowered
+    value: it must match exactly what the ILIKE of each value matches, special characters and
+    Unicode case folding (ſ, ς, İ) included; long lists are split into several regexes."""
     import duckdb
+    from sigma.conditions import ConditionFieldEqualsValueExpression, ConditionOR
     from sigma.types import SigmaString
 
-    from wormhunt.sigma import _like, _regex
+    from wormhunt.sigma import REGEX_ALTERNATIVES, _like, to_sql
 
-    patterns = ["C:\\Windows\\*\\svchost.exe", "a.b(c)+[x]{2}", "*$HOME^|*", "svc?2", "100%_done", "*ÄÖ cmd /c*", "*"]
+    patterns = ["C:\\Windows\\*\\svchost.exe", "a.b(c)+[x]{2}", "*$HOME^|*", "svc?2", "100%_done", "*ÄÖ cmd /c*",
+                "*ſ*", "σ", "*i*", "it's"]  # fmt: skip
     values = ["c:\\windows\\AppDiagnostics\\svchost.exe", "C:\\Windows\\svchost.exe", "a.b(c)+[x]{2}",
               "aXb(c)+[x]{2}", "x $home^| y", "svcX2", "svc2", "100%_done", "100x_done", "äö CMD /C calc",
-              "line\nbreak", ""]  # fmt: skip
+              "line\nbreak", "", "S", "ς", "İ", "IT'S"]  # fmt: skip
     con = duckdb.connect()
+
+    def condition(pats: list[str]) -> str:
+        node = ConditionOR([ConditionFieldEqualsValueExpression("Image", SigmaString(p)) for p in pats])
+        return to_sql(node, {}).replace("\"data\"['Image']", "v")
+
+    sql = condition(patterns)
+    assert sql.count("regexp_full_match") == 1 and "ILIKE" not in sql
     for v in values:
-        want = any(
-            con.execute("SELECT ? ILIKE ? ESCAPE '\\'", [v, _like(SigmaString(p))]).fetchone()[0] for p in patterns[:-1]
-        )
-        regex = "(?s)(?:" + "|".join(_regex(SigmaString(p)) for p in patterns[:-1]) + ")"
-        got = con.execute("SELECT regexp_full_match(?, ?, 'i')", [v, regex]).fetchone()[0]
-        assert got == want, v
-    everything = "(?s)(?:" + _regex(SigmaString(patterns[-1])) + ")"
-    assert all(con.execute("SELECT regexp_full_match(?, ?, 'i')", [v, everything]).fetchone()[0] for v in values)
+        like = [_like(SigmaString(p)) for p in patterns]
+        want = any(con.execute("SELECT ? ILIKE ? ESCAPE '\\'", [v, p]).fetchone()[0] for p in like)
+        assert con.execute(f"SELECT {sql} FROM (SELECT ?::VARCHAR AS v)", [v]).fetchone()[0] == want, v
+    many = condition([f"name{i}" for i in range(2 * REGEX_ALTERNATIVES + 1)])
+    assert many.count("regexp_full_match") == 3
+    assert con.execute(f"SELECT {many} FROM (SELECT 'NAME128' AS v)").fetchone()[0] is True

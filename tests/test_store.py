@@ -262,32 +262,67 @@ def test_a_failed_batch_commit_leaves_no_partition(tmp_path: Path, monkeypatch) 
 
 def test_a_big_worker_result_crosses_through_the_spool_and_leaves_nothing(tmp_path: Path) -> None:
     """A TableSink of SPOOL_BYTES or more pickles its tables into a spool file, which the
-    receiving side maps and removes; a small one, or one whose spool cannot be written, keeps
-    them in the pickle. Counts, skips and notes travel either way."""
+    receiving side reads in `replay` and removes; a small one, or one whose spool cannot be
+    written, keeps them in the pickle. Counts, skips and notes travel either way; a spool file
+    gone before it is read counts the part's rows as lost."""
     import pickle
 
     import pyarrow as pa
 
     from wormhunt.model import EVENTS
+    from wormhunt.sources.base import MemorySink
     from wormhunt.store import SPOOL_BYTES, TableSink
 
     spool = tmp_path / "spool"
     spool.mkdir()
     big = pa.table({c.name: pa.nulls(1, c.arrow) for c in EVENTS.all_columns})
-    big = pa.concat_tables([big] * 1).set_column(
+    big = big.set_column(
         big.schema.get_field_index("computer"), "computer", pa.array(["x" * (SPOOL_BYTES + 10)], pa.string())
     )
-    for size, folder, spooled in ((big, str(spool), True), (big.slice(0, 0), str(spool), False),
-                                  (big, str(tmp_path / "missing"), False)):  # fmt: skip
+    for table, folder, spooled in ((big, str(spool), True), (big.slice(0, 0), str(spool), False),
+                                   (big, str(tmp_path / "missing"), False)):  # fmt: skip
         sink = TableSink(folder)
-        sink._insert(EVENTS, size)
-        sink._insert(EVENTS, size)
+        sink.batch(EVENTS, table)
+        sink.batch(EVENTS, table)
         sink.skip(3, "damaged evtx record", "x")
         sink.meta["warnings"] = ["w"]
         data = pickle.dumps(sink)
         assert (len(data) < SPOOL_BYTES) == spooled
-        assert bool(list(spool.iterdir())) == spooled  # the file waits for the other side
         back = pickle.loads(data)
+        assert bool(list(spool.iterdir())) == spooled  # the file waits for `replay`
+        into = MemorySink()
+        back.replay(into, 10)
         assert not list(spool.iterdir())  # read and removed
-        assert pa.concat_tables(back.tables["events"]).equals(pa.concat_tables([size, size]))
-        assert back.skip_counts == sink.skip_counts and back.meta == sink.meta
+        assert len(into.of("events")) == 2 * table.num_rows and into.records == sink.records
+        assert all(r["line"] is None or r["line"] > 10 for r in into.of("events"))
+        assert into.skip_counts == sink.skip_counts and into.meta == sink.meta
+    lost = TableSink(str(spool))
+    lost.batch(EVENTS, big)
+    back = pickle.loads(pickle.dumps(lost))
+    for f in spool.iterdir():
+        f.unlink()
+    into = MemorySink()
+    back.replay(into)
+    assert not into.of("events") and into.skipped == 1 and "could not be read back" in into.skips[0].reason
+
+
+def test_spool_folders_of_processes_that_are_gone_are_removed(tmp_path: Path, monkeypatch) -> None:
+    import subprocess
+    import sys
+    import tempfile
+
+    from wormhunt import store
+
+    if os.name != "posix":
+        pytest.skip("POSIX process check")
+    monkeypatch.setattr(store, "SPOOL_ROOM", 1 << 62)  # never /dev/shm here: the test's own folder
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = tmp_path / f"{store.SPOOL_PREFIX}{gone.stdout.strip()}-abc"
+    alive = tmp_path / f"{store.SPOOL_PREFIX}{os.getppid()}-abc"
+    for d in (dead, alive):
+        d.mkdir()
+        (d / "x.arrows").write_bytes(b"x")
+    made = Path(store.spool_folder())
+    assert made.parent == tmp_path and made.name.startswith(f"{store.SPOOL_PREFIX}{os.getpid()}-")
+    assert not dead.exists() and alive.exists()

@@ -201,7 +201,9 @@ class TableSink(ArrowSink):
     Arrow IPC file there instead of through the pool's pipe: multiprocessing reads a big pickle
     64 KiB at a time into a buffer it keeps reallocating (4 CPU-seconds in the receiving
     process for the 400 MB of rows of 1M events), where the file is mapped once and unlinked.
-    A spool that is full or unwritable leaves the tables in the pickle."""
+    A spool that is full or unwritable leaves the tables in the pickle. The receiving side reads
+    the file in `replay`, on its own thread (not in the pool's result thread, where an error
+    would mark the whole pool broken)."""
 
     def __init__(self, spool: str | None = None) -> None:
         super().__init__()
@@ -215,7 +217,7 @@ class TableSink(ArrowSink):
             try:
                 for name, tables in self.tables.items():
                     spooled[name] = _spool(self.spool, tables)
-            except (OSError, pa.ArrowException):
+            except Exception:  # a full spool, a table it cannot write: the pipe carries them
                 for v in spooled.values():
                     with contextlib.suppress(OSError):
                         os.unlink(v)
@@ -223,17 +225,23 @@ class TableSink(ArrowSink):
             state["tables"] = spooled
         return state
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        state["tables"] = {name: _unspool(v) if isinstance(v, str) else v for name, v in state["tables"].items()}
-        self.__dict__.update(state)
-
     def _insert(self, kind: Kind, table: pa.Table) -> None:
         self.tables.setdefault(kind.name, []).append(table)
 
     def replay(self, sink: Sink, line_offset: int = 0) -> None:
         """Give another sink everything this one received: tables, counts, skips, notes.
         `line_offset`: this sink held one part of a file, numbered from 1 within the part."""
-        for name, tables in self.tables.items():
+        try:
+            got = {name: _unspool(t) if isinstance(t, str) else t for name, t in self.tables.items()}
+        except (OSError, pa.ArrowException) as exc:
+            for _ in range(self.records):
+                sink.skip(0, "part of the file lost: its worker's result could not be read back", str(exc))
+            for t in self.tables.values():
+                if isinstance(t, str):
+                    with contextlib.suppress(OSError):
+                        os.unlink(t)
+            return
+        for name, tables in got.items():
             for table in tables:
                 if line_offset:
                     i = table.schema.get_field_index("line")
@@ -272,21 +280,51 @@ def _spool(folder: str, tables: list[pa.Table]) -> str:
 
 
 def _unspool(path: str) -> list[pa.Table]:
-    """The tables of a spool file, which is removed (on POSIX the mapping outlives the name)."""
+    """The tables of a spool file, which is removed: mapped on POSIX (the mapping outlives the
+    name), read and closed first elsewhere (Windows does not remove an open file)."""
     try:
-        source = pa.memory_map(path) if os.name == "posix" else pa.OSFile(path)
-        table = pa.ipc.open_stream(source).read_all()
+        if os.name == "posix":
+            table = pa.ipc.open_stream(pa.memory_map(path)).read_all()
+        else:
+            with pa.OSFile(path) as source:
+                table = pa.ipc.open_stream(source).read_all()
     finally:
         with contextlib.suppress(OSError):
             os.unlink(path)
     return [table]
 
 
+SPOOL_PREFIX = "wormhunt-spool-"
+SPOOL_ROOM = 512 << 20  # /dev/shm is used when it has this much free (Docker gives 64 MiB)
+
+
 def spool_folder() -> str:
-    """A new folder for worker results: in memory (/dev/shm) where there is one."""
+    """A new folder for worker results, named after this process: in memory (/dev/shm) where
+    there is one with room, else the temporary folder. Folders left by processes that no
+    longer run (killed mid-ingest) are removed first."""
     shm = "/dev/shm"
-    base = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
-    return tempfile.mkdtemp(prefix="wormhunt-spool-", dir=base)
+    base = None
+    with contextlib.suppress(OSError):
+        st = os.statvfs(shm)
+        if os.access(shm, os.W_OK) and st.f_bavail * st.f_frsize >= SPOOL_ROOM:
+            base = shm
+    root = Path(base or tempfile.gettempdir())
+    # (POSIX only: on Windows os.kill(pid, 0) would end the process it asks about)
+    for old in root.glob(SPOOL_PREFIX + "*") if os.name == "posix" else ():
+        pid = old.name[len(SPOOL_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _running(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{SPOOL_PREFIX}{os.getpid()}-", dir=base)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, someone else's
+        return True
+    return True
 
 
 class StoreSink(ArrowSink):

@@ -119,62 +119,87 @@ def _name_end(b, cstart, p, name_off):
 
 
 @njit(cache=True)
-def _template_key(b, cstart, def_off):
-    """A 64-bit key of the template defined at `def_off` of the chunk at `cstart`: its GUID,
-    body and the text of every name it uses (names may be written elsewhere in the chunk).
-    0 when the body has tokens this reader does not walk."""
+def _copy(b, start, end, out, o):
+    """b[start:end] appended at out[o:]; -1 when it does not fit."""
+    if o < 0 or o + end - start > out.shape[0]:
+        return -1
+    for i in range(start, end):
+        out[o + i - start] = b[i]
+    return o + end - start
+
+
+@njit(cache=True)
+def _template_norm(b, cstart, def_off, out, o):
+    """The template defined at `def_off` of the chunk at `cstart`, written at out[o:] in a form
+    that does not depend on where it sits in its chunk: its GUID, then each token with its
+    dependency id, names as text, values and substitutions, without the offsets and sizes
+    (Windows writes every template again in every chunk, at a different offset). Two templates
+    read alike exactly when these bytes are equal. Returns the end, or -1 for a body with tokens
+    this reader does not walk (or no room)."""
     if def_off < FIRST_RECORD or def_off + 24 > CHUNK:
-        return np.uint64(0)
+        return -1
     size = _u32(b, cstart + def_off + 20)
     start = cstart + def_off + 24
     end = start + size
     if def_off + 24 + size > CHUNK:
-        return np.uint64(0)
-    h = _fnv(_FNV_OFFSET, b, cstart + def_off + 4, end)
+        return -1
+    o = _copy(b, cstart + def_off + 4, cstart + def_off + 20, out, o)  # the GUID
     p = start
-    while p < end:
+    while p < end and o >= 0:
         t = b[p]
         base = t & 0xBF
         if t == 0x00:
+            o = _copy(b, p, p + 1, out, o)
             p += 1
             break
         elif t == 0x0F:
+            o = _copy(b, p, p + 4, out, o)
             p += 4
         elif base == 0x01 or base == 0x06:
             # an element (token, dependency id, size, name) or an attribute (token, name)
             head = 11 if base == 0x01 else 5
             if p + head > end:
-                return np.uint64(0)
+                return -1
+            o = _copy(b, p, p + 1, out, o)
+            if base == 0x01:
+                o = _copy(b, p + 1, p + 3, out, o)  # the dependency id
             name = _u32(b, p + head - 4)
             q = _name_end(b, cstart, p + head, name)
             if q < 0:
-                return np.uint64(0)
+                return -1
             at = cstart + name
-            h = _fnv(h, b, at + 8, at + 8 + 2 * _u16(b, at + 6))
+            o = _copy(b, at + 6, at + 8 + 2 * _u16(b, at + 6), out, o)  # its length and text
             p = q + (4 if t == 0x41 else 0)  # an element with attributes: their size follows
         elif t == 0x02 or t == 0x03 or t == 0x04:
+            o = _copy(b, p, p + 1, out, o)
             p += 1
         elif base == 0x05:
             if p + 4 > end or b[p + 1] != 0x01:
-                return np.uint64(0)
-            p += 4 + 2 * _u16(b, p + 2)
+                return -1
+            q = p + 4 + 2 * _u16(b, p + 2)
+            if q > end:
+                return -1
+            o = _copy(b, p, q, out, o)
+            p = q
         elif t == 0x0D or t == 0x0E:
+            if p + 4 > end:
+                return -1
+            o = _copy(b, p, p + 4, out, o)
             p += 4
         else:
-            return np.uint64(0)
+            return -1
     if p > end:
-        return np.uint64(0)
-    h = h ^ np.uint64(size)
-    return h if h != 0 else np.uint64(1)
+        return -1
+    return o
 
 
 @njit(cache=True)
-def _instance(b, cstart, p, end, cache_off, cache_slot, ncache, u_key, u_def, u_rec, nu, r):
+def _instance(b, cstart, p, end, cache_off, cache_slot, ncache, u_hash, u_off, u_norm, u_def, u_chunk, nu, c):
     """The template instance at `p` (a fragment header, token 0x0c ...) ending by `end`:
     (definition offset, template slot, substitution array position, value count, cache size,
     slots); a definition offset of -1 when it does not have that shape. A slot numbers the
-    distinct templates of the window (`u_key` their keys; `u_def` and `u_rec`, a definition
-    offset and a record of each, to compile it from)."""
+    distinct templates of the window: their normalised bytes in u_norm[u_off[i]:u_off[i+1]]
+    (`_template_norm`), and a chunk and definition offset of each to compile it from."""
     if p + 14 > end or b[p] != 0x0F or b[p + 4] != 0x0C:
         return -1, 0, 0, 0, ncache, nu
     def_off = _u32(b, p + 10)
@@ -191,20 +216,29 @@ def _instance(b, cstart, p, end, cache_off, cache_slot, ncache, u_key, u_def, u_
             slot = cache_slot[i]
             break
     if slot < 0:
-        key = _template_key(b, cstart, def_off)
-        if key == 0:
+        if nu + 1 >= u_off.shape[0]:
             return -1, 0, 0, 0, ncache, nu
-        for i in range(nu):
-            if u_key[i] == key:
-                slot = i
-                break
+        start = u_off[nu]
+        stop = _template_norm(b, cstart, def_off, u_norm, start)
+        if stop < 0:
+            return -1, 0, 0, 0, ncache, nu
+        h = _fnv(_FNV_OFFSET, u_norm, start, stop)
+        for i in range(nu):  # the same template seen in an earlier chunk of the window?
+            if u_hash[i] == h and u_off[i + 1] - u_off[i] == stop - start:
+                same = True
+                for k in range(stop - start):
+                    if u_norm[u_off[i] + k] != u_norm[start + k]:
+                        same = False
+                        break
+                if same:
+                    slot = i
+                    break
         if slot < 0:
-            if nu == u_key.shape[0]:
-                return -1, 0, 0, 0, ncache, nu
             slot = nu
-            u_key[nu] = key
+            u_hash[nu] = h
             u_def[nu] = def_off
-            u_rec[nu] = r
+            u_chunk[nu] = c
+            u_off[nu + 1] = stop
             nu += 1
         if ncache < cache_off.shape[0]:
             cache_off[ncache] = def_off
@@ -237,11 +271,16 @@ def _count(b, nchunks, counts, status):
             continue
         p = FIRST_RECORD
         n = 0
+        first_id = _u64(b, cs + 24)  # the record ids the header declares: the parser reads no others
+        last_id = _u64(b, cs + 32)
         while p < free:
             if p + 24 > free or _u32(b, cs + p) != 0x2A2A:
                 break
             size = _u32(b, cs + p + 4)
             if size < MIN_RECORD or p + size > free or _u32(b, cs + p + size - 4) != size:
+                break
+            rid = _u64(b, cs + p + 8)
+            if rid < first_id or rid > last_id:
                 break
             n += 1
             p += size
@@ -255,16 +294,17 @@ def _count(b, nchunks, counts, status):
 
 
 @njit(cache=True)
-def _scan(b, nchunks, status, r_chunk, r_id, r_ft, r_oslot, r_osub, r_ocount, r_islot, r_isub, r_icount, r_iidx, u_key,
-          u_def, u_rec):  # fmt: skip
+def _scan(b, nchunks, status, r_chunk, r_id, r_ft, r_oslot, r_osub, r_ocount, r_islot, r_isub, r_icount, r_iidx, u_hash,
+          u_off, u_norm, u_def, u_chunk):  # fmt: skip
     """Each record of the good chunks: its header fields, its template instance and that of
     the one embedded BinXML value (type 0x21) it may hold. A chunk with a record of another
-    shape gets status 1 and its records are dropped (the JSON path reads it). Returns
-    (records, template slots)."""
+    shape gets status 1: its records and the template slots it added are dropped (the JSON path
+    reads it). Returns (records, template slots)."""
     cache_off = np.zeros(256, np.int64)
     cache_slot = np.zeros(256, np.int64)
     r = 0
     nu = 0
+    u_off[0] = 0
     for c in range(nchunks):
         if status[c]:
             continue
@@ -272,13 +312,14 @@ def _scan(b, nchunks, status, r_chunk, r_id, r_ft, r_oslot, r_osub, r_ocount, r_
         free = _u32(b, cs + 48)
         ncache = 0
         first = r
+        first_slot = nu
         p = FIRST_RECORD
         while p < free:
             at = cs + p
             size = _u32(b, at + 4)
             end = at + size - 4
             d, slot, q, count, ncache, nu = _instance(
-                b, cs, at + 24, end, cache_off, cache_slot, ncache, u_key, u_def, u_rec, nu, r
+                b, cs, at + 24, end, cache_off, cache_slot, ncache, u_hash, u_off, u_norm, u_def, u_chunk, nu, c
             )
             if d < 0:
                 status[c] = 1
@@ -299,7 +340,7 @@ def _scan(b, nchunks, status, r_chunk, r_id, r_ft, r_oslot, r_osub, r_ocount, r_
                         d = -1
                         break
                     d2, slot2, q2, count2, ncache, nu = _instance(
-                        b, cs, v, v + vsize, cache_off, cache_slot, ncache, u_key, u_def, u_rec, nu, r
+                        b, cs, v, v + vsize, cache_off, cache_slot, ncache, u_hash, u_off, u_norm, u_def, u_chunk, nu, c
                     )
                     if d2 < 0:
                         d = -1
@@ -316,6 +357,7 @@ def _scan(b, nchunks, status, r_chunk, r_id, r_ft, r_oslot, r_osub, r_ocount, r_
             p += size
         if status[c]:
             r = first
+            nu = first_slot
     return r, nu
 
 
@@ -745,7 +787,7 @@ def _render(b, p, size, t, out, o, lim):
     if t == T_NULL:
         return NULL
     if t == T_STRING:
-        return _put_utf16(b, p, size, out, o)
+        return ODD if size & 1 else _put_utf16(b, p, size, out, o)
     if t == T_HEX32 or t == T_HEX64:  # noqa: SIM109 - compiled code: two plain comparisons
         ok, v = _int_value(b, p, size, t)
         if not ok:
@@ -834,6 +876,8 @@ def _source(b, src, sbase, val, w, count, st_buf, st_off, out, o, lim):
     if src >= count:
         return ODD
     if val[w, 2, src] == T_STRING:
+        if val[w, 1, src] & 1:  # half a UTF-16 unit: the parser calls the record damaged
+            return ODD
         if o + 3 * val[w, 1, src] > lim:
             return FULL
         return _put_utf16(b, val[w, 0, src], val[w, 1, src], out, o)
@@ -849,7 +893,8 @@ _TASK_FIELD = np.array([F_NAME, F_ESN, F_CHANNEL, F_COMPUTER, F_SID], np.int64)
 def _emit(
     b, nrec, r_id, r_ft, r_osub, r_ocount, r_isub, r_icount, r_iidx, r_oplan, r_iplan,
     p_sys, p_emb, p_istart, p_icount, p_sbase, it_key, it_src, it_null, st_buf, st_off, user_keys,
-    val, sp, sig_table, u_sig, o_eid, o_rid, o_ts, o_ok, text, t_off, i_key, v_off, v_ok, m_off, o_sig, o_odd,
+    val, sp, sig_table, u_sig, s_meta, s_types,
+    o_eid, o_rid, o_ts, o_ok, text, t_off, i_key, v_off, v_ok, m_off, o_sig, o_odd,
 ):  # fmt: skip
     """Rows of records [0, nrec): System fields (o_eid, o_rid, o_ts, validity in o_ok columns
     0-2); provider, channel, computer, sid and user as text (region R_* of `text`, offsets in
@@ -868,10 +913,12 @@ def _emit(
         sp[f] = f * cap
     nsig = 0
     sig_table[:] = -1
+    s_meta[0, 4] = 0
     nitems = 0
     v_off[0] = sp[R_VALUES]
     for r in range(nrec):
         o_odd[r] = 0
+        o_sig[r] = 0  # the buffer is reused: a record that turns odd early keeps no stale number
         m_off[r] = nitems
         for f in range(5):
             t_off[f, r] = sp[f]
@@ -938,23 +985,42 @@ def _emit(
             h = (h ^ np.uint64(ipl + 1_000_003)) * _FNV_PRIME
             for i in range(count):
                 h = (h ^ np.uint64(val[1, 2, i])) * _FNV_PRIME
-        # the signature's number in this window (open addressing over `sig_table`)
+        # the signature's number in this window (open addressing over `sig_table`; a hash match
+        # is compared in full: the plans and every value type, kept in s_meta and s_types)
         mask = sig_table.shape[0] - 1
         j = np.int64(h & np.uint64(mask))
+        icount = count if w else 0
         while True:
             slot = sig_table[j]
             if slot < 0:
-                if nsig == u_sig.shape[0]:
+                at = s_meta[nsig, 4]
+                if nsig + 1 >= u_sig.shape[0] or at + ocount + icount > s_types.shape[0]:
                     odd = True
                     break
                 sig_table[j] = nsig
                 u_sig[nsig] = np.int64(h)
+                s_meta[nsig, 0] = pl
+                s_meta[nsig, 1] = ipl if w else -1
+                s_meta[nsig, 2] = ocount
+                s_meta[nsig, 3] = icount
+                for i in range(ocount):
+                    s_types[at + i] = val[0, 2, i]
+                for i in range(icount):
+                    s_types[at + ocount + i] = val[1, 2, i]
+                s_meta[nsig + 1, 4] = at + ocount + icount
                 o_sig[r] = nsig
                 nsig += 1
                 break
-            if u_sig[slot] == np.int64(h):
-                o_sig[r] = slot
-                break
+            if u_sig[slot] == np.int64(h) and s_meta[slot, 0] == pl and s_meta[slot, 1] == (ipl if w else -1):
+                same = s_meta[slot, 2] == ocount and s_meta[slot, 3] == icount
+                at = s_meta[slot, 4]
+                for i in range(ocount if same else 0):
+                    same = same and s_types[at + i] == val[0, 2, i]
+                for i in range(icount if same else 0):
+                    same = same and s_types[at + ocount + i] == val[1, 2, i]
+                if same:
+                    o_sig[r] = slot
+                    break
             j = (j + 1) & mask
         if odd:
             o_odd[r] = 1
@@ -968,6 +1034,7 @@ def _emit(
         first = nitems
         isbase = p_sbase[ipl]
         istart = p_istart[ipl]
+        k = istart
         for task in range(5 + p_icount[ipl]):
             if task < 5:
                 f = task - 1 if task > 0 else 0  # the text region
@@ -983,14 +1050,21 @@ def _emit(
                 src = it_src[k]
                 vw, vcount, base, lim = w, count, isbase, 6 * cap
             start = sp[f]
+            key = it_key[k] if task >= 5 else -1
+            # a provider or user name that is not text: the JSON path's `or` and isinstance tests
+            # treat such values (0, false) apart
+            named = task < 2 or key == user_keys[0] or key == user_keys[1] or key == user_keys[2]
+            if named and 0 <= src < vcount and val[vw, 2, src] != T_STRING and val[vw, 2, src] != T_NULL:
+                odd = True
+                break
             e = _source(b, src, base, val, vw, vcount, st_buf, st_off, text, start, lim)
             if e == FULL:
                 return r, first, nsig
             if e == ODD:
                 odd = True
                 break
-            if e == start and (f == R_CHANNEL or f == R_COMPUTER or (f == R_PROVIDER and task == 0)):  # noqa: SIM109 - compiled code: two plain comparisons
-                e = NULL  # an empty element (and an empty Name gives way to EventSourceName)
+            if task < 5 and e == start:
+                e = NULL  # an empty System text or attribute is null (an empty Name gives way to EventSourceName)
             if task < 5:
                 o_ok[r, 3 + f] = e != NULL
                 if e != NULL:
@@ -1000,7 +1074,6 @@ def _emit(
                 e = NULL
             elif e == NULL and not it_null[k]:
                 e = start  # a named Data without a value: "" in the parser's JSON
-            key = it_key[k]
             i_key[nitems] = key
             v_ok[nitems] = e != NULL
             if e != NULL:
@@ -1066,8 +1139,8 @@ class Plans:
     against the JSON path (`verified`) and those whose rows differed (`rejected`)."""
 
     def __init__(self) -> None:
-        self.outer: dict[int, int] = {}  # template key -> plan id, -1 when unsupported
-        self.inner: dict[tuple[int, int], int] = {}  # (template key, context) -> plan id or -1
+        self.outer: dict[bytes, int] = {}  # normalised template -> plan id, -1 when unsupported
+        self.inner: dict[tuple[bytes, int], int] = {}  # (normalised template, context) -> plan id or -1
         self.plans: list[Plan] = []
         self.keys: list[str] = []
         self.key_ids: dict[str, int] = {}
@@ -1128,20 +1201,22 @@ class Plans:
 
 
 PLANS = Plans()
-MAX_GROWTH = 64  # a window's text at most this many times its bytes (static texts repeated)
+MAX_GROWTH = 8  # a window's text at most this many times its bytes (static texts repeated)
+SLOTS = 4096  # distinct templates a window may hold (a log has dozens)
+KEEP_BYTES = 64 << 20  # `_emit`'s text buffer is kept between windows up to this size a region
 # Chunks this process read: "compiled" by this reader, "json" handed to the JSON path.
 STATS: Counter[str] = Counter()
 
 
-def _plan_of(plans: Plans, chunk_of, r: int, def_off: int, key: int, context: int) -> int:
-    """The plan id of a template (compiled from record `r`'s chunk the first time), -1 when
-    this reader has no plan for its shape."""
+def _plan_of(plans: Plans, template, slot: int, key: bytes, context: int) -> int:
+    """The plan id of a template, by its normalised bytes `key` (compiled from `template(slot)`,
+    its chunk and definition offset, the first time); -1 when this reader has no plan for it."""
     table = plans.outer if context == 0 else plans.inner
     k = key if context == 0 else (key, context)
     got = table.get(k)  # type: ignore[call-overload]
     if got is None:
         try:
-            got = plans.add(compile_template(parse_template(chunk_of(r), def_off), context))
+            got = plans.add(compile_template(parse_template(*template(slot)), context))
         except (Unsupported, IndexError, struct.error, UnicodeDecodeError):
             got = -1
         table[k] = got  # type: ignore[index]
@@ -1177,24 +1252,23 @@ def read_window(b: np.ndarray, nchunks: int, plans: Plans = PLANS, verify=None) 
             status[c] = 1
             total -= int(counts[c])
     rec = [np.zeros(total, np.int64) for _ in range(10)]
-    u_key = np.zeros(4096, np.uint64)
-    u_def = np.zeros(4096, np.int64)
-    u_rec = np.zeros(4096, np.int64)
-    n, nu = _scan(b, nchunks, status, *rec, u_key, u_def, u_rec)
+    u_hash = np.zeros(SLOTS, np.uint64)
+    u_off = np.zeros(SLOTS + 1, np.int64)
+    u_norm = np.zeros(SLOTS * 1024, np.uint8)  # normalised templates (a few hundred bytes each)
+    u_def = np.zeros(SLOTS, np.int64)
+    u_chunk = np.zeros(SLOTS, np.int64)
+    n, nu = _scan(b, nchunks, status, *rec, u_hash, u_off, u_norm, u_def, u_chunk)
     r_chunk, r_id, r_ft, r_oslot, r_osub, r_ocount, r_islot, r_isub, r_icount, r_iidx = (x[:n] for x in rec)
 
-    # plans of the templates, compiled the first time each is seen
-    def chunk_of(r: int) -> bytes:
-        c = int(r_chunk[r])
-        return b[c * CHUNK : (c + 1) * CHUNK].tobytes()
+    # plans of the templates, compiled the first time each is seen (from the slot's own chunk)
+    def template(slot: int) -> tuple[bytes, int]:
+        c = int(u_chunk[slot])
+        return b[c * CHUNK : (c + 1) * CHUNK].tobytes(), int(u_def[slot])
 
-    keys = u_key[:nu].tolist()
-    defs = u_def[:nu].tolist()
-    firsts = u_rec[:nu].tolist()
+    keys = [u_norm[u_off[i] : u_off[i + 1]].tobytes() for i in range(nu)]
     outer = np.bincount(r_oslot, minlength=nu).tolist()  # slots used as an event's own template
     oplan = np.array(
-        [_plan_of(plans, chunk_of, firsts[i], defs[i], keys[i], 0) if outer[i] else -1 for i in range(nu)] or [-1],
-        np.int64,
+        [_plan_of(plans, template, i, keys[i], 0) if outer[i] else -1 for i in range(nu)] or [-1], np.int64
     )
     r_oplan = oplan[r_oslot] if n else np.zeros(0, np.int64)
     contexts = np.array([0] + [p.context for p in plans.plans], np.int64)[r_oplan + 1]
@@ -1205,8 +1279,7 @@ def read_window(b: np.ndarray, nchunks: int, plans: Plans = PLANS, verify=None) 
         table = np.full(nu * 3, -1, np.int64)
         for code in np.flatnonzero(np.bincount(codes, minlength=nu * 3)).tolist():
             slot, ctx = divmod(code, 3)
-            r = int(want[np.argmax(codes == code)])
-            table[code] = _plan_of(plans, chunk_of, r, defs[slot], keys[slot], ctx)
+            table[code] = _plan_of(plans, template, slot, keys[slot], ctx)
         r_iplan[want] = table[codes]
     arrays = plans.arrays()
     # text capacity a region: the records' bytes (free space offsets, a damaged one clamped),
@@ -1223,18 +1296,24 @@ def read_window(b: np.ndarray, nchunks: int, plans: Plans = PLANS, verify=None) 
             break
         size *= 4
     o_sig, o_odd = out[-2][:n], out[-1][:n]
-    sigs = out[3][:nsig].tolist()
+    s_meta, s_types = out[4], out[5]
+    sigs = [  # each signature exactly: its plans and the types of its values
+        (*s_meta[k, :2].tolist(), s_types[s_meta[k, 4] : s_meta[k + 1, 4]].tobytes()) for k in range(nsig)
+    ]
     bad = status.astype(bool)
     bad[r_chunk[o_odd == 1]] = True
     columns = _columns(pa, plans, n, out, nitems)
-    # signatures not seen before: checked on the first chunk each appears in
+    # signatures not seen before: checked on the first chunk each appears in (a chunk the JSON
+    # path reads otherwise, `verify` None, is not tried again for the next signature)
+    tried: set[int] = set()
     for k, sig in enumerate(sigs):
-        if sig in plans.verified or sig in plans.rejected:
+        if sig in plans.verified or sig in plans.rejected or verify is None:
             continue
-        hit = np.flatnonzero((o_sig == k) & (o_odd == 0) & ~bad[r_chunk])
-        if not len(hit) or verify is None:
+        there_chunks = [c for c in dict.fromkeys(r_chunk[(o_sig == k) & (o_odd == 0)].tolist()) if not bad[c]]
+        c = next((c for c in there_chunks if c not in tried), -1)
+        if c < 0:
             continue
-        c = int(r_chunk[hit[0]])
+        tried.add(c)
         rows = np.flatnonzero(r_chunk == c)
         same = verify(b[c * CHUNK : (c + 1) * CHUNK].tobytes(), {name: v.slice(int(rows[0]), len(rows))
                       for name, v in columns.items()})  # fmt: skip
@@ -1255,6 +1334,8 @@ def read_window(b: np.ndarray, nchunks: int, plans: Plans = PLANS, verify=None) 
     if not keep.all():
         mask = pa.array(keep)
         columns = {name: v.filter(mask) for name, v in columns.items()}
+    if _BUFFERS.size > KEEP_BYTES:  # a window of huge texts: its buffers are not kept
+        _BUFFERS.__init__()
     return Window(counts, bad, r_chunk[keep], index[keep], columns, plans.keys)
 
 
@@ -1276,6 +1357,7 @@ class _Buffers:
                 np.zeros((2, 3, 4096), np.int64), np.zeros(6, np.int64),  # val, sp
                 # sig_table twice the size of u_sig: the open addressing always finds a free slot
                 np.zeros(16384, np.int64), np.zeros(8192, np.int64),  # sig_table, u_sig
+                np.zeros((8192, 5), np.int64), np.zeros(1 << 20, np.uint8),  # s_meta, s_types
                 np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros((n, 8), np.bool_),
                 np.zeros(6 * size, np.uint8), np.zeros((5, n + 1), np.int64), np.zeros(items, np.int32),
                 np.zeros(items + 1, np.int64), np.zeros(items, np.bool_),
@@ -1291,7 +1373,7 @@ def _columns(pa, plans: Plans, n: int, out: tuple, nitems: int) -> dict:
     """Arrow arrays of the rows `_emit` wrote (odd records included; the caller filters). Each
     owns its memory: `_emit`'s buffers are written again by the next window while these rows may
     still wait to be stored."""
-    _, _, _, _, o_eid, o_rid, o_ts, o_ok, buf, t_off, i_key, v_off, v_ok, m_off, _, _ = out
+    _, _, _, _, _, _, o_eid, o_rid, o_ts, o_ok, buf, t_off, i_key, v_off, v_ok, m_off, _, _ = out
 
     def strings(offsets: np.ndarray, valid: np.ndarray) -> pa.Array:
         start = int(offsets[0])

@@ -530,7 +530,7 @@ def _read_compiled(path: Path, part: tuple[int, int] | None, sink: Sink, used: l
         return False
     with fh:
         head = fh.read(HEADER_BYTES)
-        if not head.startswith(EVTX_MAGIC):
+        if not head.startswith(EVTX_MAGIC) or len(head) < HEADER_BYTES:  # the parser reports these
             return False
         head = head.ljust(HEADER_BYTES, b"\0")
         first, last = part or (0, _chunk_count(os.fstat(fh.fileno()).st_size))
@@ -543,7 +543,9 @@ def _read_compiled(path: Path, part: tuple[int, int] | None, sink: Sink, used: l
             buf = np.frombuffer(raw, np.uint8)
             try:
                 window = binxml.read_window(buf, n, verify=verify)
-            except IndexError:  # a layout the reader's own checks missed: the JSON path reads it all
+            except Exception:  # whatever the reader meets (a layout its checks missed, no memory
+                # for a window of huge texts), the JSON path reads the window
+                binxml.STATS["errors"] += 1
                 window = None
             bases = np.zeros(n, np.int64)
             c = 0
