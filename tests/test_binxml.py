@@ -440,7 +440,9 @@ def test_a_file_after_another_keeps_its_fast_path(tmp_path: Path) -> None:
     assert alone == after == 2
 
 
-@pytest.mark.parametrize("case", ["last_id", "odd_string", "provider_number", "domain_number", "empty_attributes"])
+@pytest.mark.parametrize(
+    "case", ["last_id", "odd_string", "provider_number", "domain_number", "empty_attributes", "header_time"]
+)
 def test_value_cases_the_review_found_read_as_the_parser_reads_them(tmp_path: Path, case: str) -> None:
     import struct
 
@@ -474,5 +476,12 @@ def test_value_cases_the_review_found_read_as_the_parser_reads_them(tmp_path: Pa
         struct.pack_into("<QQ", data, head + 24, 1, 25)
         checksum = zlib.crc32(bytes(data[head : head + 120]) + bytes(data[head + 128 : head + 512]))
         struct.pack_into("<I", data, head + 124, checksum)
+        path.write_bytes(bytes(data))
+    if case == "header_time":  # a record header's time past year 9999 in chunk 1 (the parser: damaged)
+        data = bytearray(path.read_bytes())
+        at = evtx.HEADER_BYTES + evtx.CHUNK_BYTES + 512
+        for _ in range(5):  # the sixth record
+            at += struct.unpack_from("<I", data, at + 4)[0]
+        data[at + 23] = 0xFF
         path.write_bytes(bytes(data))
     _same_as_json(path)

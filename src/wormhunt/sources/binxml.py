@@ -967,7 +967,9 @@ def _emit(
             continue
         o_ok[r, 1] = o_rid[r] >= 0
         o_ts[r] = np.int64(np.uint64(ft) // np.uint64(10)) - _EPOCH_US
-        if o_ts[r] > _MAX_US:  # beyond year 9999: the JSON path decides what such a time is
+        # beyond year 9999, this time or the record header's (the parser calls such a record
+        # damaged): the JSON path decides
+        if o_ts[r] > _MAX_US or np.int64(np.uint64(r_ft[r]) // np.uint64(10)) - _EPOCH_US > _MAX_US:
             o_odd[r] = 1
             continue
         o_ok[r, 2] = True
