@@ -306,23 +306,32 @@ def test_a_big_worker_result_crosses_through_the_spool_and_leaves_nothing(tmp_pa
     assert not into.of("events") and into.skipped == 1 and "could not be read back" in into.skips[0].reason
 
 
-def test_spool_folders_of_processes_that_are_gone_are_removed(tmp_path: Path, monkeypatch) -> None:
-    import subprocess
-    import sys
+def test_abandoned_spool_folders_are_removed_and_live_ones_kept(tmp_path: Path, monkeypatch) -> None:
+    """A spool folder holds a lock file locked while its ingest runs: one nobody holds (a killed
+    ingest's) is removed when the next folder is made, in /dev/shm and the temporary folder both;
+    a held one is kept, whichever process or namespace holds it."""
     import tempfile
 
     from wormhunt import store
 
-    if os.name != "posix":
-        pytest.skip("POSIX process check")
-    monkeypatch.setattr(store, "SPOOL_ROOM", 1 << 62)  # never /dev/shm here: the test's own folder
+    fcntl = pytest.importorskip("fcntl")
+    monkeypatch.setattr(store, "SPOOL_ROOM", 1 << 62)  # never /dev/shm for the new one: the test's folder
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    dead = tmp_path / f"{store.SPOOL_PREFIX}{gone.stdout.strip()}-abc"
-    alive = tmp_path / f"{store.SPOOL_PREFIX}{os.getppid()}-abc"
-    for d in (dead, alive):
+    abandoned = tmp_path / f"{store.SPOOL_PREFIX}abandoned"
+    live = tmp_path / f"{store.SPOOL_PREFIX}live"
+    foreign = tmp_path / f"{store.SPOOL_PREFIX}nolock"  # no lock file: not ours to judge
+    for d in (abandoned, live, foreign):
         d.mkdir()
         (d / "x.arrows").write_bytes(b"x")
-    made = Path(store.spool_folder())
-    assert made.parent == tmp_path and made.name.startswith(f"{store.SPOOL_PREFIX}{os.getpid()}-")
-    assert not dead.exists() and alive.exists()
+    (abandoned / ".lock").write_bytes(b"")
+    (live / ".lock").write_bytes(b"")
+    with open(live / ".lock", "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        made = store.spool_folder()
+        assert not abandoned.exists() and live.exists() and foreign.exists()
+        assert Path(made).parent == tmp_path and (Path(made) / ".lock").exists()
+        second = store.spool_folder()  # the first one's lock is held: it stays
+        assert Path(made).exists()
+        store.release_spool(made)
+        store.release_spool(second)
+    assert not Path(made).exists() and not Path(second).exists()

@@ -32,7 +32,7 @@ from wormhunt.sources import FORMATS, bundle
 from wormhunt.sources.base import Format, MemorySink
 from wormhunt.sources.detect import Detection, Memo, detect_file
 from wormhunt.sources.text import SNIFF_BYTES, Encoding, decode
-from wormhunt.store import Case, ManifestEntry, StoreSink, TableSink, sha256_file, spool_folder
+from wormhunt.store import Case, ManifestEntry, StoreSink, TableSink, release_spool, sha256_file, spool_folder
 
 # Text formats are parsed in memory; a file this large is refused rather than exhausting RAM.
 MAX_TEXT_BYTES = 512 * 1024 * 1024
@@ -640,7 +640,7 @@ class _Workers:
         if self.pool is not None:
             self.pool.shutdown(cancel_futures=True)
         if self._spool is not None:
-            shutil.rmtree(self._spool, ignore_errors=True)
+            release_spool(self._spool)
 
 
 def _in_order(workers: _Workers, jobs: list[tuple[Path, str, Encoding]]) -> Iterator[Parsed | str | None]:

@@ -234,20 +234,24 @@ class TableSink(ArrowSink):
         try:
             got = {name: _unspool(t) if isinstance(t, str) else t for name, t in self.tables.items()}
         except (OSError, pa.ArrowException) as exc:
-            for _ in range(self.records):
-                sink.skip(0, "part of the file lost: its worker's result could not be read back", str(exc))
+            if self.records:
+                reason = "part of the file lost: its worker's result could not be read back"
+                sink.skip(0, reason, str(exc))
+                sink.skip_counts[reason] += self.records - 1
             for t in self.tables.values():
                 if isinstance(t, str):
                     with contextlib.suppress(OSError):
                         os.unlink(t)
-            return
+            got, lost = {}, True
+        else:
+            lost = False
         for name, tables in got.items():
             for table in tables:
                 if line_offset:
                     i = table.schema.get_field_index("line")
                     table = table.set_column(i, "line", pc.add(table.column(i), line_offset))
                 sink._batch(KINDS[name], table)
-        sink.records += self.records
+        sink.records += 0 if lost else self.records
         sink.skip_counts.update(self.skip_counts)
         room = MAX_SKIP_EXAMPLES - len(sink.skips)
         sink.skips.extend(
@@ -296,35 +300,54 @@ def _unspool(path: str) -> list[pa.Table]:
 
 SPOOL_PREFIX = "wormhunt-spool-"
 SPOOL_ROOM = 512 << 20  # /dev/shm is used when it has this much free (Docker gives 64 MiB)
+_SPOOL_LOCKS: dict[str, Any] = {}  # folder -> its lock file, held while the folder is in use
 
 
 def spool_folder() -> str:
-    """A new folder for worker results, named after this process: in memory (/dev/shm) where
-    there is one with room, else the temporary folder. Folders left by processes that no
-    longer run (killed mid-ingest) are removed first."""
+    """A new folder for worker results: in memory (/dev/shm) where there is one with room, else
+    the temporary folder. It holds a lock file, locked until `release_spool`; folders whose lock
+    nobody holds (left by a killed ingest) are removed first, in both places, before the room is
+    measured. (A lock rather than a process id: it holds across PID namespaces sharing /dev/shm.)"""
     shm = "/dev/shm"
+    places = [p for p in (shm, tempfile.gettempdir()) if os.path.isdir(p)]
+    for place in places:
+        for old in Path(place).glob(SPOOL_PREFIX + "*"):
+            _remove_if_abandoned(old)
     base = None
     with contextlib.suppress(OSError):
         st = os.statvfs(shm)
         if os.access(shm, os.W_OK) and st.f_bavail * st.f_frsize >= SPOOL_ROOM:
             base = shm
-    root = Path(base or tempfile.gettempdir())
-    # (POSIX only: on Windows os.kill(pid, 0) would end the process it asks about)
-    for old in root.glob(SPOOL_PREFIX + "*") if os.name == "posix" else ():
-        pid = old.name[len(SPOOL_PREFIX) :].split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _running(int(pid)):
-            shutil.rmtree(old, ignore_errors=True)
-    return tempfile.mkdtemp(prefix=f"{SPOOL_PREFIX}{os.getpid()}-", dir=base)
+    folder = tempfile.mkdtemp(prefix=SPOOL_PREFIX, dir=base)
+    with contextlib.suppress(OSError, ImportError):
+        import fcntl
+
+        lock = open(os.path.join(folder, ".lock"), "wb")  # noqa: SIM115 - held until release_spool
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _SPOOL_LOCKS[folder] = lock
+    return folder
 
 
-def _running(pid: int) -> bool:
+def release_spool(folder: str) -> None:
+    """Remove a spool folder (results never read included) and drop its lock."""
+    shutil.rmtree(folder, ignore_errors=True)
+    lock = _SPOOL_LOCKS.pop(folder, None)
+    if lock is not None:
+        lock.close()
+
+
+def _remove_if_abandoned(folder: Path) -> None:
+    """Remove a spool folder whose lock file nobody holds (POSIX; elsewhere nothing is removed)."""
+    if str(folder) in _SPOOL_LOCKS:
+        return
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # it exists, someone else's
-        return True
-    return True
+        import fcntl
+
+        with open(folder / ".lock", "rb") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held by a live ingest: BlockingIOError
+            shutil.rmtree(folder, ignore_errors=True)
+    except (OSError, ImportError):
+        return
 
 
 class StoreSink(ArrowSink):

@@ -153,6 +153,8 @@ def _template_norm(b, cstart, def_off, out, o):
             p += 1
             break
         elif t == 0x0F:
+            if p + 4 > end:
+                return -1
             o = _copy(b, p, p + 4, out, o)
             p += 4
         elif base == 0x01 or base == 0x06:
@@ -1053,12 +1055,14 @@ def _emit(
                 vw, vcount, base, lim = w, count, isbase, 6 * cap
             start = sp[f]
             key = it_key[k] if task >= 5 else -1
-            # a provider or user name that is not text: the JSON path's `or` and isinstance tests
-            # treat such values (0, false) apart
+            # a provider or user name the parser gives as a number or boolean: the JSON path's `or`
+            # and isinstance tests treat such values (0, false) apart
             named = task < 2 or key == user_keys[0] or key == user_keys[1] or key == user_keys[2]
-            if named and 0 <= src < vcount and val[vw, 2, src] != T_STRING and val[vw, 2, src] != T_NULL:
-                odd = True
-                break
+            if named and 0 <= src < vcount:
+                vt = val[vw, 2, src]
+                if (vt >= 0x03 and vt <= 0x0A) or vt == T_BOOL:
+                    odd = True
+                    break
             e = _source(b, src, base, val, vw, vcount, st_buf, st_off, text, start, lim)
             if e == FULL:
                 return r, first, nsig
@@ -1300,7 +1304,7 @@ def read_window(b: np.ndarray, nchunks: int, plans: Plans = PLANS, verify=None) 
     o_sig, o_odd = out[-2][:n], out[-1][:n]
     s_meta, s_types = out[4], out[5]
     sigs = [  # each signature exactly: its plans and the types of its values
-        (*s_meta[k, :2].tolist(), s_types[s_meta[k, 4] : s_meta[k + 1, 4]].tobytes()) for k in range(nsig)
+        (*s_meta[k, :4].tolist(), s_types[s_meta[k, 4] : s_meta[k + 1, 4]].tobytes()) for k in range(nsig)
     ]
     bad = status.astype(bool)
     bad[r_chunk[o_odd == 1]] = True
