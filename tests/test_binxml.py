@@ -485,3 +485,17 @@ def test_value_cases_the_review_found_read_as_the_parser_reads_them(tmp_path: Pa
         data[at + 23] = 0xFF
         path.write_bytes(bytes(data))
     _same_as_json(path)
+
+
+def test_the_parser_ignores_element_sizes_as_the_template_key_assumes(tmp_path: Path) -> None:
+    """The template key leaves out element and attribute-list sizes (they change with where names
+    are written). That holds while the parser ignores them: chunks whose templates carry wrong
+    sizes must read the same both ways, and share the plans of the right ones. Re-check this
+    when the `evtx` parser is upgraded."""
+    rng = random.Random(11)
+    makes = [_security, _classic, _wmi]
+    chunks = [chunk([makes[i % 3](c * 30 + i, rng) for i in range(30)], first_id=c * 30 + 1, bogus_sizes=c % 2 == 1)
+              for c in range(4)]  # fmt: skip
+    path = write(tmp_path / "sizes.evtx", chunks)
+    rows, compiled = _same_as_json(path)
+    assert len(rows) == 120 and compiled == 4

@@ -116,8 +116,9 @@ def _value_token(v: str | Sub, more: bool = False) -> bytes:
     return bytes([0x45 if more else 0x05, STRING]) + struct.pack("<H", len(v)) + v.encode("utf-16-le")
 
 
-def _element(e: E, at: int) -> bytes:
-    """Element `e` as template tokens, written at chunk offset `at`."""
+def _element(e: E, at: int, bogus_sizes: bool = False) -> bytes:
+    """Element `e` as template tokens, written at chunk offset `at` (`bogus_sizes`: its size and
+    its attribute list's size written wrong, to show what the readers make of them)."""
     out = bytearray([0x41 if e.attrs else 0x01]) + struct.pack("<H", 0xFFFF) + b"\0\0\0\0"
     out += _name(e.name, at + len(out))
     if e.attrs:
@@ -127,19 +128,19 @@ def _element(e: E, at: int) -> bytes:
             out.append(0x46 if i < len(e.attrs) - 1 else 0x06)
             out += _name(name, at + len(out))
             out += _value_token(v)
-        struct.pack_into("<I", out, size_at, len(out) - size_at - 4)
+        struct.pack_into("<I", out, size_at, 0xFFFFFFF0 if bogus_sizes else len(out) - size_at - 4)
     if not e.children:
         out.append(0x03)
     else:
         out.append(0x02)
         for c in e.children:
-            out += _element(c, at + len(out)) if isinstance(c, E) else _value_token(c)
+            out += _element(c, at + len(out), bogus_sizes) if isinstance(c, E) else _value_token(c)
         out.append(0x04)
-    struct.pack_into("<I", out, 3, len(out) - 7)
+    struct.pack_into("<I", out, 3, 0xFFFFFFF0 if bogus_sizes else len(out) - 7)
     return bytes(out)
 
 
-def _instance(t: Template, values: list[V], at: int, defined: dict[int, int]) -> bytes:
+def _instance(t: Template, values: list[V], at: int, defined: dict[int, int], bogus_sizes: bool = False) -> bytes:
     """A fragment holding a template instance, written at chunk offset `at`: the template's
     definition inline the first time the chunk uses it (`defined`: template -> its offset)."""
     out = bytearray(b"\x0f\x01\x01\x00\x0c\x01") + struct.pack("<I", id(t) & 0xFFFFFFFF)
@@ -149,7 +150,7 @@ def _instance(t: Template, values: list[V], at: int, defined: dict[int, int]) ->
     else:
         defined[id(t)] = here
         out += struct.pack("<I", here)
-        body = b"\x0f\x01\x01\x00" + _element(t.root, here + 24 + 4) + b"\x00"
+        body = b"\x0f\x01\x01\x00" + _element(t.root, here + 24 + 4, bogus_sizes) + b"\x00"
         out += struct.pack("<I", 0) + t.guid + struct.pack("<I", len(body)) + body
     out += struct.pack("<I", len(values))
     encoded = []
@@ -157,7 +158,7 @@ def _instance(t: Template, values: list[V], at: int, defined: dict[int, int]) ->
     for v in values:
         if v.type == BINXML:  # an embedded fragment: (template, values) in v.value
             inner_t, inner_v = v.value  # type: ignore[misc]
-            data = _instance(inner_t, inner_v, start + sum(len(x) for x in encoded), defined)
+            data = _instance(inner_t, inner_v, start + sum(len(x) for x in encoded), defined, bogus_sizes)
         else:
             data = value_bytes(v)
         encoded.append(data)
@@ -165,14 +166,15 @@ def _instance(t: Template, values: list[V], at: int, defined: dict[int, int]) ->
     return bytes(out + b"".join(encoded))
 
 
-def chunk(records: list[tuple[Template, list[V], datetime]], first_id: int = 1) -> bytes:
-    """One 64 KiB chunk of these records, numbered from `first_id`."""
+def chunk(records: list[tuple[Template, list[V], datetime]], first_id: int = 1, bogus_sizes: bool = False) -> bytes:
+    """One 64 KiB chunk of these records, numbered from `first_id` (`bogus_sizes`: the element
+    and attribute-list sizes of its templates written wrong)."""
     body = bytearray()
     defined: dict[int, int] = {}
     last = 512
     for i, (t, values, when) in enumerate(records):
         at = 512 + len(body)
-        xml = _instance(t, values, at + 24, defined)
+        xml = _instance(t, values, at + 24, defined, bogus_sizes)
         size = 24 + len(xml) + 4
         rec = (
             b"\x2a\x2a\x00\x00"
