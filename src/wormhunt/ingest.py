@@ -487,8 +487,7 @@ def _parse_split(fmt: Format, path: Path, parts: list[Any], sink: StoreSink, wor
     def lose(part: Any) -> None:
         nonlocal offset
         lost = (fmt.part_records(path, part) if fmt.part_records else None) or 1
-        for _ in range(lost):
-            sink.skip(0, "part of the file lost: its worker process died (out of memory or killed)", "")
+        sink.skip_many(lost, 0, "part of the file lost: its worker process died (out of memory or killed)")
         offset += lost
 
     def alone(part: Any, suspect: bool = False) -> None:

@@ -234,10 +234,9 @@ class TableSink(ArrowSink):
         try:
             got = {name: _unspool(t) if isinstance(t, str) else t for name, t in self.tables.items()}
         except (OSError, pa.ArrowException) as exc:
-            if self.records:
-                reason = "part of the file lost: its worker's result could not be read back"
-                sink.skip(0, reason, str(exc))
-                sink.skip_counts[reason] += self.records - 1
+            sink.skip_many(
+                self.records, 0, "part of the file lost: its worker's result could not be read back", str(exc)
+            )
             for t in self.tables.values():
                 if isinstance(t, str):
                     with contextlib.suppress(OSError):

@@ -67,6 +67,14 @@ class Sink:
         if len(self.skips) < MAX_SKIP_EXAMPLES:
             self.skips.append(Skip(line, reason, text[:300]))
 
+    def skip_many(self, count: int, line: int, reason: str, text: str = "") -> None:
+        """`count` skips alike (records lost together), as `count` calls of `skip` would be."""
+        if count <= 0:
+            return
+        self.skip_counts[reason] += count
+        room = MAX_SKIP_EXAMPLES - len(self.skips)
+        self.skips.extend([Skip(line, reason, text[:300])] * max(0, min(room, count)))
+
     @property
     def skipped(self) -> int:
         return sum(self.skip_counts.values())

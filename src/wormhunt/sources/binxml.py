@@ -1148,18 +1148,15 @@ class Plans:
         self.outer: dict[bytes, int] = {}  # normalised template -> plan id, -1 when unsupported
         self.inner: dict[tuple[bytes, int], int] = {}  # (normalised template, context) -> plan id or -1
         self.plans: list[Plan] = []
-        self.keys: list[str] = []
-        self.key_ids: dict[str, int] = {}
-        self.verified: set[int] = set()
-        self.rejected: set[int] = set()
+        self.key_ids: dict[str, int] = {}  # EventData/UserData key -> its number, in order met
+        self.verified: set[tuple] = set()  # signatures: (plan, inner plan, value counts, types)
+        self.rejected: set[tuple] = set()
         self._arrays: tuple | None = None
 
     def add(self, plan: Plan) -> int:
         self.plans.append(plan)
         for key, _, _ in plan.items:
             self.key_ids.setdefault(key, len(self.key_ids))
-            if len(self.keys) < len(self.key_ids):
-                self.keys.append(key)
         self._arrays = None
         return len(self.plans) - 1
 
@@ -1240,7 +1237,6 @@ class Window:
     chunk: np.ndarray
     index: np.ndarray
     columns: dict
-    keys: list[str]
 
 
 def read_window(b: np.ndarray, nchunks: int, plans: Plans = PLANS, verify=None) -> Window:
@@ -1342,7 +1338,7 @@ def read_window(b: np.ndarray, nchunks: int, plans: Plans = PLANS, verify=None) 
         columns = {name: v.filter(mask) for name, v in columns.items()}
     if _BUFFERS.size > KEEP_BYTES:  # a window of huge texts: its buffers are not kept
         _BUFFERS.__init__()
-    return Window(counts, bad, r_chunk[keep], index[keep], columns, plans.keys)
+    return Window(counts, bad, r_chunk[keep], index[keep], columns)
 
 
 class _Buffers:
@@ -1392,7 +1388,7 @@ def _columns(pa, plans: Plans, n: int, out: tuple, nitems: int) -> dict:
         return strings(t_off[f, : n + 1], valid)
 
     values = strings(v_off[: nitems + 1], v_ok[:nitems])
-    keys = pa.array(plans.keys or [""], pa.string()).take(pa.array(i_key[:nitems]))
+    keys = pa.array(list(plans.key_ids) or [""], pa.string()).take(pa.array(i_key[:nitems]))
     data = pa.MapArray.from_arrays(pa.array(m_off[: n + 1].astype(np.int32)), keys, values)
     return {
         "ts": pa.array(o_ts[:n].astype("datetime64[us]"), pa.timestamp("us"), mask=~o_ok[:n, 2]),

@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from wormhunt.model import EVENTS
-from wormhunt.sources.base import Format, Sink
+from wormhunt.sources.base import Format, MemorySink, Sink
 from wormhunt.sources.text import Encoding
 from wormhunt.timeparse import parse_iso, parse_iso_array
 
@@ -512,9 +512,7 @@ def parse_part(path: Path, part: tuple[int, int] | None, sink: Sink) -> int:
             _read_records(path, part, sink, used)
     expected = expected_records(path, *(part or (0, None)))
     lost = (expected or 0) - sink.records - sink.skip_counts["damaged evtx record"]
-    if lost > 0:
-        for _ in range(lost):  # counted one by one, like every skipped record
-            sink.skip(0, "record lost in a damaged or truncated chunk", "")
+    sink.skip_many(lost, 0, "record lost in a damaged or truncated chunk")
     return used[0] if used else 0
 
 
@@ -585,22 +583,7 @@ def _batch_compiled(sink: Sink, window: Any, line: np.ndarray) -> None:
             "source": pa.array(["evtx"] * n, pa.string()),
         }
     )
-    sink.batch(EVENTS, table.select(_FIELDS))
-
-
-_FIELDS = ["evidence_id", "line", "host", "ts", "channel", "provider", "event_id", "computer", "record_id", "sid",
-           "user", "data", "source"]  # fmt: skip
-
-
-class _Capture(Sink):
-    """The rows of a JSON-path reading kept in memory (to check the compiled reader's)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tables: list[pa.Table] = []
-
-    def _batch(self, kind: Any, table: pa.Table) -> None:
-        self.tables.append(table)
+    sink.batch(EVENTS, table.select(EVENTS.names))
 
 
 def _verifier(head: bytes) -> Any:
@@ -608,12 +591,12 @@ def _verifier(head: bytes) -> Any:
     record, whether its row is the same (None when the JSON path read the chunk otherwise)."""
 
     def verify(chunk: bytes, columns: dict) -> list[bool] | None:
-        capture = _Capture()
+        capture = MemorySink()
         got: list[int] = []
         _read_json(_parsed(io.BytesIO(file_header(head, 1) + chunk), capture, got), capture)
-        if capture.skipped or not capture.tables:
+        if capture.skipped or not capture.of(EVENTS):
             return None
-        json_rows = {r["line"]: r for t in capture.tables for r in t.select(_FIELDS[1:]).to_pylist()}
+        json_rows = {r["line"]: r for r in capture.of(EVENTS)}
         ours = pa.table(columns).to_pylist()
         fields = ["ts", "channel", "provider", "event_id", "computer", "record_id", "sid", "user", "data"]
         out = []
